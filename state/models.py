@@ -1,0 +1,186 @@
+"""The tables. Each class says what it records and why the daemon needs it.
+
+Schema changes are made in a new migration under ``state/migrations/versions`` as well as
+here; ``tests/test_state.py`` fails when the two disagree.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from state.types import UTCDateTime, utcnow
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Visitor(SQLModel, table=True):
+    """One browser/device, identified by the tracker's first-party ``_cl_vid`` cookie."""
+
+    __tablename__ = "visitors"
+
+    id: str = Field(primary_key=True, max_length=64)
+    first_seen_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    ga_client_id: Optional[str] = Field(default=None, max_length=64)
+    consent: Optional[str] = Field(default=None, max_length=16)
+
+
+class Touchpoint(SQLModel, table=True):
+    """One tracker event (page view, identify or conversion) exactly as it arrived.
+
+    Sessions and channels are derived from these rows when a journey is computed, so a
+    change of classification rules can be replayed over history.
+    """
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (Index("ix_touchpoints_visitor_time", "visitor_id", "occurred_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    visitor_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    occurred_at: datetime = _when()
+    received_at: datetime = _when(default_factory=utcnow)
+    url: str = Field(default="", max_length=2048)
+    referrer: str = Field(default="", max_length=2048)
+    utm_source: Optional[str] = Field(default=None, max_length=256)
+    utm_medium: Optional[str] = Field(default=None, max_length=256)
+    utm_campaign: Optional[str] = Field(default=None, max_length=256)
+    utm_term: Optional[str] = Field(default=None, max_length=256)
+    utm_content: Optional[str] = Field(default=None, max_length=256)
+    utm_id: Optional[str] = Field(default=None, max_length=256)
+    utm_source_platform: Optional[str] = Field(default=None, max_length=256)
+    gclid: Optional[str] = Field(default=None, max_length=256)
+    gbraid: Optional[str] = Field(default=None, max_length=256)
+    wbraid: Optional[str] = Field(default=None, max_length=256)
+    fbclid: Optional[str] = Field(default=None, max_length=256)
+    msclkid: Optional[str] = Field(default=None, max_length=256)
+    ttclid: Optional[str] = Field(default=None, max_length=256)
+    li_fat_id: Optional[str] = Field(default=None, max_length=256)
+    ga_client_id: Optional[str] = Field(default=None, max_length=64)
+    ga_session_id: Optional[str] = Field(default=None, max_length=32)
+    language: Optional[str] = Field(default=None, max_length=35)
+    timezone: Optional[str] = Field(default=None, max_length=64)
+    user_agent: Optional[str] = Field(default=None, max_length=512)
+    conversion_type: Optional[str] = Field(default=None, max_length=16)
+    consent: Optional[str] = Field(default=None, max_length=16)
+
+
+class Identity(SQLModel, table=True):
+    """Something that ties a visitor to a person: a hashed email or phone, a GA client id,
+    or a CRM record that named this visitor in its visitor-id field.
+
+    Visitors sharing an identity value belong to the same person; their touchpoints merge
+    into one journey.
+    """
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "value", "visitor_id", name="uq_identities_kind_value_visitor"),
+                      Index("ix_identities_visitor", "visitor_id"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    visitor_id: str = Field(max_length=64)
+    kind: str = Field(max_length=24)
+    value: str = Field(max_length=128)
+    first_seen_at: datetime = _when(default_factory=utcnow)
+    last_seen_at: datetime = _when(default_factory=utcnow)
+
+
+class Cursor(SQLModel, table=True):
+    """How far a job has read a CRM stream (the replication key value it reached)."""
+
+    __tablename__ = "cursors"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    stream: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=256)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class LeadSync(SQLModel, table=True):
+    """What closedloop knows and last wrote about one CRM record.
+
+    ``written`` holds the value of every field as last written, so an unchanged value is
+    never written again (the daemon's own writes bump the record's modification stamp and
+    come back through the poll; without this they would loop).
+    """
+
+    __tablename__ = "lead_sync"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    object: str = Field(primary_key=True, max_length=64)
+    record_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=24)
+    record_created_at: Optional[datetime] = _when(default=None)
+    first_seen_at: datetime = _when(default_factory=utcnow)
+    last_checked_at: datetime = _when(default_factory=utcnow)
+    last_written_at: Optional[datetime] = _when(default=None)
+    visitor_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    written: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    attempts: int = 0
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A GA4 Measurement Protocol event waiting to be sent, or already sent.
+
+    The unique ``idempotency_key`` (e.g. ``salesforce:006...:purchase:1``) makes "once and only
+    once" a database constraint: the row is inserted in the same transaction that advances
+    the cursor, and the sender marks it sent.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=16)
+    crm: str = Field(max_length=32)
+    record_id: str = Field(max_length=64)
+    event_name: str = Field(max_length=40)
+    client_id: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = _when(default_factory=utcnow)
+    sent_at: Optional[datetime] = _when(default=None)
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, max_length=2000)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A record that failed for a reason retrying will not fix, kept for a person to act on."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_status_id", "status", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32)
+    crm: Optional[str] = Field(default=None, max_length=32)
+    object: Optional[str] = Field(default=None, max_length=64)
+    record_id: Optional[str] = Field(default=None, max_length=64)
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=2000)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = _when(default_factory=utcnow)
+    resolved_at: Optional[datetime] = _when(default=None)
+
+
+class JobRun(SQLModel, table=True):
+    """One execution of a job, for ``closedloop status`` and ``/healthz``."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32)
+    instance: str = Field(max_length=128)
+    started_at: datetime = _when(default_factory=utcnow)
+    finished_at: Optional[datetime] = _when(default=None)
+    outcome: str = Field(default="running", max_length=16)
+    records_read: int = 0
+    records_written: int = 0
+    message: Optional[str] = Field(default=None, max_length=2000)

@@ -1,0 +1,187 @@
+"""The state store: one engine, transactional sessions, migrations and per-job locks.
+
+SQLite is the embedded default (WAL mode, so the collector can write while a job reads);
+PostgreSQL is for production and for several daemons sharing one database, where each job
+takes a PostgreSQL advisory lock so exactly one instance runs it at a time.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+import state.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaOutdated(Exception):
+    """The database schema is older (or newer) than this version of closedloop expects."""
+
+
+class Store:
+    """Access to the state database.
+
+    ``session()`` is a unit of work: committed when the block ends, rolled back on any
+    exception, so a job's effects and the cursor that records them land together or not at
+    all.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url, echo)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+    @property
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A transaction. On SQLite, writers take the write lock up front (BEGIN IMMEDIATE) so
+        two writers queue on the busy timeout instead of failing mid-transaction."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            if self.dialect == "sqlite":
+                session.connection(execution_options={"sqlite_begin": "DEFERRED" if readonly else "IMMEDIATE"})
+            try:
+                yield session
+                if not readonly:
+                    session.commit()
+                # A read-only session just closes: its transaction is rolled back without
+                # expiring the objects it loaded, so callers can keep using them.
+            except BaseException:
+                session.rollback()
+                raise
+
+    # -- migrations -------------------------------------------------------------------
+
+    def _alembic(self, connection) -> AlembicConfig:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        return config
+
+    def head_revision(self) -> str:
+        return ScriptDirectory.from_config(self._alembic(None)).get_current_head()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def migrate(self) -> tuple[str | None, str]:
+        """Bring the schema up to date; returns (revision before, revision after)."""
+        with self.job_lock("migrate", wait=True):
+            before = self.current_revision()
+            with self.engine.begin() as connection:
+                command.upgrade(self._alembic(connection), "head")
+            after = self.current_revision()
+        if before != after:
+            log.info("migrated state schema from %s to %s", before or "empty", after)
+        return before, after
+
+    def check_schema(self) -> None:
+        """Refuse to run against a schema this code was not written for."""
+        current, head = self.current_revision(), self.head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise SchemaOutdated(f"the state database {self.safe_url} has no closedloop schema yet: "
+                                 "run `closedloop migrate`")
+        scripts = ScriptDirectory.from_config(self._alembic(None))
+        known = {rev.revision for rev in scripts.walk_revisions()}
+        if current not in known:
+            raise SchemaOutdated(f"the state database is at schema {current}, which this closedloop version "
+                                 "does not know (written by a newer version?)")
+        raise SchemaOutdated(f"the state database is at schema {current} but this version needs {head}: "
+                             "run `closedloop migrate`")
+
+    # -- locks ------------------------------------------------------------------------
+
+    @contextmanager
+    def job_lock(self, name: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the cluster-wide lock for ``name`` while the block runs; yields whether it was taken.
+
+        PostgreSQL: a session-level advisory lock on a dedicated connection, released when the
+        block ends (or when the process dies and its connection drops). SQLite: a single
+        daemon owns the file, so this is a no-op that always succeeds.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = lock_key(name)
+        connection = self.engine.connect()
+        try:
+            if wait:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                acquired = True
+            else:
+                acquired = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+            connection.commit()
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+        finally:
+            connection.close()
+
+    def sqlite_maintenance(self) -> None:
+        """Refresh SQLite's planner statistics and fold the WAL back into the database file.
+
+        PRAGMAs like these must run outside a transaction, hence the raw connection."""
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA optimize")
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a job name."""
+    digest = hashlib.blake2b(f"closedloop:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _sqlite_engine(url: str, echo: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin" below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
