@@ -1,0 +1,203 @@
+"""The ``closedloop`` command line.
+
+Every command takes ``--config PATH`` (default ``./closedloop.toml``, else the built-in
+defaults). Failures exit non-zero with a one-line reason on stderr: 2 for a configuration
+or schema problem someone must fix, 1 for anything else (a job failed, a remote refused).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func
+from sqlmodel import select
+
+from adapters.errors import ClosedloopError, ConfigError
+from state import SchemaOutdated, Store
+from state.models import Cursor, DeadLetter, JobRun
+from sync.config import Config, load_config
+from sync.logs import configure_logging, redact
+
+log = logging.getLogger("closedloop")
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _version() -> str:
+    try:
+        return version("closedloop")
+    except PackageNotFoundError:  # running from a source tree without installing
+        from sync import __version__
+        return __version__
+
+
+class _Group(click.Group):
+    """Turns closedloop's own errors into a one-line reason and an exit status."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, SchemaOutdated) as exc:
+            _fail(str(exc), EXIT_CONFIG)
+        except ClosedloopError as exc:
+            _fail(exc.user_message, EXIT_FAILED)
+        except OSError as exc:
+            _fail(str(exc), EXIT_FAILED)
+
+
+def _fail(message: str, status: int) -> None:
+    lines = redact(message).splitlines() or ["failed"]
+    if len(lines) == 1:
+        click.echo(f"closedloop: error: {lines[0]}", err=True)
+    else:
+        click.echo(f"closedloop: error: {len(lines)} problems:", err=True)
+        for line in lines:
+            click.echo(f"  {line}", err=True)
+    sys.exit(status)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Config file (default: ./closedloop.toml if present, else built-in defaults).")
+
+
+def boot(config_path: Path | None, *, check_schema: bool = True) -> tuple[Config, Store]:
+    """Load the config, set up logging and open the store (checking its schema)."""
+    config = load_config(config_path)
+    configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
+    store = Store(config.database_url)
+    if check_schema:
+        store.check_schema()
+    return config, store
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="closedloop")
+def main() -> None:
+    """closedloop: website journeys into CRM lead fields, won revenue back into GA4."""
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run every enabled job once and exit (for cron and tests).")
+def run(config_path: Path | None, once: bool) -> None:
+    """Run the daemon: the collector plus the scheduled jobs."""
+    from sync.daemon import Daemon
+
+    config, store = boot(config_path)
+    daemon = Daemon(config, store)
+    if not once:
+        daemon.serve()
+        return
+    outcomes = daemon.run_once()
+    failed = [outcome for outcome in outcomes if not outcome.succeeded]
+    for outcome in outcomes:
+        click.echo(f"{outcome.job}: {outcome.outcome} (read {outcome.result.records_read}, "
+                   f"wrote {outcome.result.records_written}, {outcome.seconds:.1f}s)"
+                   + (f": {outcome.error}" if outcome.error else ""))
+    if failed:
+        _fail(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed), EXIT_FAILED)
+
+
+@main.command()
+@config_option
+def collector(config_path: Path | None) -> None:
+    """Serve only the collector (to scale it out separately from the jobs)."""
+    import uvicorn
+
+    from sync.collector.app import create_app
+
+    config, store = boot(config_path)
+    settings = config.settings.collector
+    uvicorn.run(create_app(config, store), host=settings.host, port=settings.port, log_config=None,
+                access_log=False, lifespan="off")
+
+
+@main.command()
+@config_option
+def migrate(config_path: Path | None) -> None:
+    """Create or upgrade the state database schema."""
+    config, store = boot(config_path, check_schema=False)
+    before, after = store.migrate()
+    if before == after:
+        click.echo(f"state schema is up to date ({after}) in {store.safe_url}")
+    else:
+        click.echo(f"migrated {store.safe_url} from {before or 'empty'} to {after}")
+
+
+@main.command()
+@config_option
+def check(config_path: Path | None) -> None:
+    """Check the config, the state database and every enabled integration."""
+    config, store = boot(config_path, check_schema=False)
+    click.echo(f"config: ok ({config.source})")
+    store.check_schema()
+    click.echo(f"state: ok ({store.safe_url}, schema {store.current_revision()})")
+
+
+@main.command()
+@config_option
+def status(config_path: Path | None) -> None:
+    """Show each job's last run, outcome, cursor, backlog and dead letters."""
+    from sync.jobs import registry
+
+    config, store = boot(config_path)
+    console = Console()
+    table = Table(title=f"closedloop status — {store.safe_url}", title_justify="left")
+    table.add_column("job", no_wrap=True)
+    table.add_column("last run", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for column in ("took", "read", "wrote"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("cursor")
+    table.add_column("backlog", justify="right")
+    table.add_column("dead letters", justify="right")
+    notes = []
+    now = datetime.now(timezone.utc)
+    with store.session(readonly=True) as session:
+        for job_class in registry():
+            run = session.exec(select(JobRun).where(JobRun.job == job_class.name)
+                               .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
+            cursors = session.exec(select(Cursor).where(Cursor.stream.startswith(f"{job_class.name}:"))).all()
+            dead = session.exec(select(func.count()).select_from(DeadLetter)
+                                .where(DeadLetter.job == job_class.name, DeadLetter.status == "open")).one()
+            backlog = job_class.backlog(session)
+            enabled = job_class.enabled(config)
+            table.add_row(
+                job_class.name + ("" if enabled else " (disabled)"),
+                _ago(now, run.started_at) if run else "never",
+                run.outcome if run else "-",
+                f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run and run.finished_at else "-",
+                str(run.records_read) if run else "-",
+                str(run.records_written) if run else "-",
+                "\n".join(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}" for c in cursors) or "-",
+                "-" if backlog is None else str(backlog),
+                str(dead),
+            )
+            if run and run.outcome == "failed" and run.message:
+                notes.append(f"{job_class.name}: {run.message}")
+    console.print(table)
+    for note in notes:
+        console.print(f"[red]last failure[/red] {note}", highlight=False)
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    seconds = int((now - then).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    if seconds < 172800:
+        return f"{seconds // 3600}h ago"
+    return then.strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

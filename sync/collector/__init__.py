@@ -1,0 +1,1 @@
+"""The collector: the ASGI app serving the tracker (``/t.js``), ``/collect``, ``/healthz``."""

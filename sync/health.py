@@ -1,0 +1,45 @@
+"""Job freshness for ``/healthz`` and ``closedloop status``: when each job last ran and how."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from state import Store
+from state.models import JobRun
+
+
+@dataclass
+class JobHealth:
+    job: str
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_outcome: str | None
+    last_success_at: datetime | None
+    records_read: int
+    records_written: int
+    message: str | None
+
+
+def job_health(store: Store, jobs: list[str]) -> dict[str, JobHealth]:
+    """The latest run and latest success of each job."""
+    health: dict[str, JobHealth] = {}
+    with store.session(readonly=True) as session:
+        for name in jobs:
+            last = session.exec(select(JobRun).where(JobRun.job == name)
+                                .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).first()
+            success = session.exec(select(func.max(JobRun.finished_at))
+                                   .where(JobRun.job == name, JobRun.outcome == "ok")).one()
+            health[name] = JobHealth(
+                job=name,
+                last_started_at=last.started_at if last else None,
+                last_finished_at=last.finished_at if last else None,
+                last_outcome=last.outcome if last else None,
+                last_success_at=success,
+                records_read=last.records_read if last else 0,
+                records_written=last.records_written if last else 0,
+                message=last.message if last else None,
+            )
+    return health

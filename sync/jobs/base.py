@@ -1,0 +1,161 @@
+"""The job interface and the runner that gives every job the same guarantees.
+
+A job is a class with a ``name`` and a ``run(ctx)`` method. The runner wraps every run the
+same way: it takes the job's cluster-wide lock (so with several daemons on one PostgreSQL
+store exactly one runs it), records a ``job_runs`` row, hands the job a stop flag to check
+between pages, and turns failures into a recorded outcome instead of a crashed scheduler.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, ClassVar
+
+from adapters.errors import ClosedloopError
+from state import Store
+from state.models import JobRun
+from sync.config import Config
+
+log = logging.getLogger(__name__)
+
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StopRequested(Exception):
+    """Raised by :meth:`JobContext.checkpoint` when the daemon is shutting down."""
+
+
+@dataclass
+class JobResult:
+    """What a run did, for status, metrics and logs."""
+
+    records_read: int = 0
+    records_written: int = 0
+    message: str = ""
+
+
+@dataclass
+class JobContext:
+    """Everything a job may use. Jobs call ``checkpoint()`` between units of work."""
+
+    config: Config
+    store: Store
+    stop: threading.Event
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    result: JobResult = field(default_factory=JobResult)
+
+    def checkpoint(self) -> None:
+        """Raise :class:`StopRequested` if shutdown was asked for; call it between pages."""
+        if self.stop.is_set():
+            raise StopRequested()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+class Job(ABC):
+    """One recurring piece of work."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def enabled(cls, config: Config) -> bool:
+        return True
+
+    @classmethod
+    @abstractmethod
+    def interval_seconds(cls, config: Config) -> float:
+        """How often the scheduler runs it."""
+
+    @classmethod
+    def backlog(cls, session) -> int | None:
+        """How much work is waiting (for ``closedloop status``), if the job can tell."""
+        return None
+
+    @abstractmethod
+    def run(self, ctx: JobContext) -> JobResult:
+        """Do one pass. Commit work in units; call ``ctx.checkpoint()`` between them."""
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    outcome: str  # ok | failed | interrupted | locked
+    result: JobResult
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome in ("ok", "locked", "interrupted")
+
+
+class JobRunner:
+    """Runs jobs with locking, bookkeeping and error capture."""
+
+    def __init__(self, config: Config, store: Store, stop: threading.Event | None = None,
+                 clock: Callable[[], datetime] | None = None,
+                 on_finish: Callable[[RunOutcome], None] | None = None) -> None:
+        self.config, self.store = config, store
+        self.stop = stop or threading.Event()
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.on_finish = on_finish
+
+    def execute(self, job: Job) -> RunOutcome:
+        started = time.monotonic()
+        with self.store.job_lock(job.name) as acquired:
+            if not acquired:
+                log.info("job %s is running in another instance; skipped", job.name)
+                outcome = RunOutcome(job.name, "locked", JobResult())
+                self._finish(outcome)
+                return outcome
+            with self.store.session() as session:
+                run = JobRun(job=job.name, instance=INSTANCE, started_at=self.clock())
+                session.add(run)
+                session.flush()
+                run_id = run.id
+            ctx = JobContext(self.config, self.store, self.stop, self.clock)
+            outcome = self._run(job, ctx)
+            outcome.seconds = time.monotonic() - started
+            with self.store.session() as session:
+                run = session.get(JobRun, run_id)
+                run.finished_at = self.clock()
+                run.outcome = outcome.outcome
+                run.records_read = outcome.result.records_read
+                run.records_written = outcome.result.records_written
+                run.message = (outcome.error or outcome.result.message or None)
+                if run.message:
+                    run.message = run.message[:2000]
+        self._finish(outcome)
+        return outcome
+
+    def _run(self, job: Job, ctx: JobContext) -> RunOutcome:
+        try:
+            result = job.run(ctx)
+            log.info("job %s done: read %d, wrote %d%s", job.name, result.records_read, result.records_written,
+                     f" ({result.message})" if result.message else "")
+            return RunOutcome(job.name, "ok", result)
+        except StopRequested:
+            log.info("job %s stopped for shutdown after committed work (read %d, wrote %d)",
+                     job.name, ctx.result.records_read, ctx.result.records_written)
+            return RunOutcome(job.name, "interrupted", ctx.result)
+        except ClosedloopError as exc:
+            log.error("job %s failed: %s", job.name, exc.user_message)
+            return RunOutcome(job.name, "failed", ctx.result, exc.user_message)
+        except Exception as exc:  # a bug or an unclassified library error: keep the daemon alive
+            log.exception("job %s failed unexpectedly", job.name)
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            return RunOutcome(job.name, "failed", ctx.result, f"{type(exc).__name__}: {first_line}")
+
+    def _finish(self, outcome: RunOutcome) -> None:
+        if self.on_finish:
+            self.on_finish(outcome)
