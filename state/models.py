@@ -68,6 +68,7 @@ class Touchpoint(SQLModel, table=True):
     user_agent: Optional[str] = Field(default=None, max_length=512)
     conversion_type: Optional[str] = Field(default=None, max_length=16)
     consent: Optional[str] = Field(default=None, max_length=16)
+    session_key: Optional[str] = Field(default=None, max_length=64)
 
 
 class Identity(SQLModel, table=True):

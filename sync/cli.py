@@ -117,7 +117,7 @@ def collector(config_path: Path | None) -> None:
     config, store = boot(config_path)
     settings = config.settings.collector
     uvicorn.run(create_app(config, store), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="off")
+                access_log=False, lifespan="on")
 
 
 @main.command()

@@ -13,7 +13,7 @@ class BackgroundServer:
 
     def __init__(self, app, host: str, port: int) -> None:
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                                                    lifespan="off", timeout_graceful_shutdown=5))
+                                                    lifespan="on", timeout_graceful_shutdown=5))
         self.thread = threading.Thread(target=self.server.run, name="collector", daemon=True)
         self.host = host
 

@@ -1,0 +1,28 @@
+"""Prometheus metrics for ``GET /metrics``: one registry for the whole process."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+collector_requests = Counter(
+    "closedloop_collector_requests", "Collector requests by outcome (stored, rejected, bot, full, ...).",
+    ["outcome"], registry=REGISTRY)
+collector_queue_depth = Gauge(
+    "closedloop_collector_queue_depth", "Beacons accepted but not yet stored.", registry=REGISTRY)
+records_read = Counter(
+    "closedloop_records_read", "CRM records read, per CRM and object.", ["crm", "object"], registry=REGISTRY)
+records_written = Counter(
+    "closedloop_records_written", "CRM records written, per CRM and object.", ["crm", "object"], registry=REGISTRY)
+api_calls = Counter(
+    "closedloop_api_calls", "API calls made, per remote system.", ["system"], registry=REGISTRY)
+api_budget_remaining = Gauge(
+    "closedloop_api_budget_remaining", "Remaining API allowance reported by the remote, per system and window.",
+    ["system", "window"], registry=REGISTRY)
+ga4_events = Counter(
+    "closedloop_ga4_events", "GA4 events by outcome (sent, dead_lettered).", ["outcome"], registry=REGISTRY)
+outbox_depth = Gauge(
+    "closedloop_outbox_depth", "GA4 events waiting in the outbox.", registry=REGISTRY)
+job_duration = Histogram(
+    "closedloop_job_duration_seconds", "Job run durations.", ["job", "outcome"], registry=REGISTRY,
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
