@@ -12,7 +12,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
@@ -23,14 +22,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from state import Store
+from support import CHROMIUM_ARGS, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg_bindir() -> Path | None:
@@ -145,3 +139,20 @@ def write_config(tmp_path):
         path.write_text(textwrap.dedent(text), encoding="utf-8")
         return path
     return write
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (no browser download)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = "Chromium not found (apt-get install chromium)"
+        if os.environ.get("CLOSEDLOOP_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
