@@ -188,6 +188,25 @@ def status(config_path: Path | None) -> None:
         console.print(f"[red]last failure[/red] {note}", highlight=False)
 
 
+@main.command()
+@config_option
+@click.argument("email")
+def forget(config_path: Path | None, email: str) -> None:
+    """Erase a person (by email) from closedloop's store: visitors, touchpoints, identities,
+    pending GA4 events. CRM records are not touched."""
+    from sync.privacy import forget_email
+
+    config, store = boot(config_path)
+    try:
+        with store.session() as session:
+            report = forget_email(session, email)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"forgot {report.visitors} visitor(s), {report.touchpoints} touchpoint(s), "
+               f"{report.identities} identit(ies), {report.pending_ga4_events} pending GA4 event(s); "
+               f"unlinked from {report.lead_sync_records} CRM record(s) (CRM data itself is not changed)")
+
+
 def _ago(now: datetime, then: datetime) -> str:
     seconds = int((now - then).total_seconds())
     if seconds < 120:
