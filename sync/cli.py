@@ -207,6 +207,37 @@ def forget(config_path: Path | None, email: str) -> None:
                f"unlinked from {report.lead_sync_records} CRM record(s) (CRM data itself is not changed)")
 
 
+@main.command()
+@config_option
+@click.argument("visitor_id")
+def explain(config_path: Path | None, visitor_id: str) -> None:
+    """Print a visitor's journey (all their devices) and why each session got its channel."""
+    from sync.hits import journey_settings, to_hit
+    from sync.journey import explain as explain_journey
+    from sync.stitching import find_person, touchpoints_for
+
+    config, store = boot(config_path)
+    with store.session(readonly=True) as session:
+        person = find_person(session, visitor_ids=[visitor_id])
+        hits = [to_hit(row) for row in touchpoints_for(session, person.visitor_ids)]
+    if not hits:
+        raise ClosedloopError(f"no visitor {visitor_id!r} in {store.safe_url}")
+    console = Console()
+    devices = ", ".join(sorted(person.visitor_ids))
+    console.print(f"Journey of visitor {visitor_id} — {len(person.visitor_ids)} device(s): {devices}"
+                  + (" (capped)" if person.truncated else ""), highlight=False)
+    table = Table(show_lines=True)
+    for column in ("#", "started (UTC)", "device", "landing page", "pages", "source / medium", "campaign",
+                   "channel", "why"):
+        table.add_column(column, overflow="fold")
+    for number, entry in enumerate(explain_journey(hits, journey_settings(config)), start=1):
+        table.add_row(str(number), entry.start.strftime("%Y-%m-%d %H:%M"), entry.visitor_id, entry.landing_page or "-",
+                      str(entry.pageviews), f"{entry.source} / {entry.medium}", entry.campaign or "-",
+                      f"{entry.channel}\n[dim]rule {entry.rule}[/dim]",
+                      f"{entry.source_reason};\n{entry.rule_reason}")
+    console.print(table)
+
+
 def _ago(now: datetime, then: datetime) -> str:
     seconds = int((now - then).total_seconds())
     if seconds < 120:

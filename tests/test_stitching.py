@@ -89,3 +89,24 @@ def test_forget_removes_the_person_and_nothing_else(store, tmp_path, write_confi
             Identity.value == hash_email("cy@example.com"))).one() == 0
         assert [e.client_id for e in session.exec(select(OutboxEvent)).all()] == ["999.9"]
         assert session.get(LeadSync, ("hubspot", "contacts", "51")).visitor_ids == []
+
+
+def test_explain_prints_the_merged_journey_with_reasons(store, write_config):
+    store_hits(store,
+               hit("phone00001", 0, url="https://www.example.com/?utm_source=linkedin&utm_medium=paid_social"),
+               hit("phone00001", 1, kind="identify", email="ed@example.com"),
+               hit("laptop0001", 60 * 24, url="https://www.example.com/pricing?gclid=abc"),
+               hit("laptop0001", 60 * 24 + 1, kind="identify", email="ed@example.com"))
+    config = write_config(f'[state]\nurl = "{store.url.render_as_string(hide_password=False)}"\n')
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "explain", "laptop0001", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60, env={**__import__("os").environ,
+                                                                             "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "2 device(s): laptop0001, phone00001" in out
+    assert out.index("Paid Social") < out.index("Paid Search")
+    assert "utm_source='linkedin'" in out and "gclid present (Google Ads click)" in out
+    assert "rule paid_search" in out
+    missing = subprocess.run([sys.executable, "-m", "sync.cli", "explain", "nobody0000", "--config", str(config)],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no visitor 'nobody0000'" in missing.stderr
