@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -156,3 +157,15 @@ def browser():
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def ga4_sandbox():
+    """A GA4 emulator on an ephemeral port with a frozen clock."""
+    from sandbox.clock import Clock
+    from sandbox.ga4 import GA4Sandbox
+
+    sandbox = GA4Sandbox(clock=Clock(frozen_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
