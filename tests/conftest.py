@@ -169,3 +169,16 @@ def ga4_sandbox():
     sandbox.start()
     yield sandbox
     sandbox.stop()
+
+
+@pytest.fixture
+def salesforce_sandbox(tmp_path):
+    """A Salesforce emulator over HTTPS on an ephemeral port with a frozen clock."""
+    from sandbox.clock import Clock
+    from sandbox.salesforce import SalesforceSandbox
+
+    sandbox = SalesforceSandbox(data_dir=tmp_path / "salesforce",
+                                clock=Clock(frozen_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
