@@ -182,3 +182,15 @@ def salesforce_sandbox(tmp_path):
     sandbox.start()
     yield sandbox
     sandbox.stop()
+
+
+@pytest.fixture
+def hubspot_sandbox():
+    """A HubSpot emulator on an ephemeral port with a frozen clock."""
+    from sandbox.clock import Clock
+    from sandbox.hubspot import HubSpotSandbox
+
+    sandbox = HubSpotSandbox(clock=Clock(frozen_at=datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
