@@ -238,6 +238,37 @@ def explain(config_path: Path | None, visitor_id: str) -> None:
     console.print(table)
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".sandbox"),
+              show_default=True, help="Where the emulators keep their TLS files and keys.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", "ports", type=int, nargs=3, default=(8701, 8702, 8703), show_default=True,
+              help="Ports for Salesforce (HTTPS), HubSpot and GA4.")
+def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int]) -> None:
+    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, and say how to use them."""
+    import signal
+    import threading
+
+    from sandbox.suite import SandboxSuite
+
+    suite = SandboxSuite.start(data_dir, host=host, ports=ports)
+    config_path = data_dir / "closedloop.toml"
+    config_path.write_text(suite.config(state_url=f"sqlite:///{(data_dir / 'closedloop.db').resolve()}"))
+    click.echo(f"Salesforce  {suite.salesforce.url}   (login and instance URL; CA {suite.salesforce.ca_path})")
+    click.echo(f"HubSpot     {suite.hubspot.url}")
+    click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id})")
+    click.echo(f"\nA config pointing at them: {config_path}\nIts secrets, for your shell:")
+    for name, value in suite.environment().items():
+        click.echo(f"  export {name}={value}")
+    click.echo(f"\nthen: closedloop migrate --config {config_path} && closedloop run --config {config_path}")
+    click.echo("Ctrl-C stops the sandbox.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    suite.stop()
+
+
 def _ago(now: datetime, then: datetime) -> str:
     seconds = int((now - then).total_seconds())
     if seconds < 120:
