@@ -65,3 +65,32 @@ def _as_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def same_value(current: Any, wire: Any, spec: FieldSpec) -> bool:
+    """Whether the CRM already holds ``wire`` (values come back in other shapes: Salesforce
+    datetimes as ``...000+0000``, numbers as Decimals, HubSpot everything as strings)."""
+    if current is None or current == "":
+        return wire is None or wire == ""
+    if wire is None:
+        return False
+    if spec.kind in ("datetime", "date"):
+        left, right = _as_datetime(_from_epoch_ms(current)), _as_datetime(_from_epoch_ms(wire))
+        if left is None or right is None:
+            return str(current) == str(wire)
+        return left.date() == right.date() if spec.kind == "date" else abs((left - right).total_seconds()) < 1
+    if spec.kind == "number":
+        try:
+            return Decimal(str(current)) == Decimal(str(wire))
+        except Exception:  # noqa: BLE001 - anything unparsable simply differs
+            return False
+    return str(current) == str(wire)
+
+
+def _from_epoch_ms(value: Any) -> Any:
+    text = str(value)
+    if text.isdigit() and len(text) >= 12:
+        return datetime.fromtimestamp(int(text) / 1000, timezone.utc)
+    if len(text) > 5 and text[-5] in "+-" and ":" not in text[-5:]:
+        return text[:-2] + ":" + text[-2:]
+    return value

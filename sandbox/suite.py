@@ -45,6 +45,7 @@ class SandboxSuite:
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
                site_origin: str = "http://localhost:8000") -> str:
+        lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
         """A closedloop.toml pointing every integration at the emulators."""
         return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
 [state]
@@ -59,10 +60,13 @@ enabled = true
 auth = "client_credentials"
 login_url = "{self.salesforce.url}"
 ca_bundle = "{self.salesforce.ca_path}"
+permission_set = "Closedloop_Integration"
 
 [hubspot]
 enabled = true
 host = "{self.hubspot.url}"
+# the sandbox's search index lag is {self.hubspot.store.index_lag_seconds:g}s; re-read twice that
+search_lag_seconds = {lag}
 
 [ga4]
 enabled = true

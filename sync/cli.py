@@ -135,11 +135,60 @@ def migrate(config_path: Path | None) -> None:
 @main.command()
 @config_option
 def check(config_path: Path | None) -> None:
-    """Check the config, the state database and every enabled integration."""
+    """Check the config, the state database, CRM credentials and every field mapping
+    against the CRM's live metadata."""
+    from mappings.check import check_against_crm
+    from sync.connections import Connections
+    from sync.variables import ENUMERATIONS, catalogue
+
     config, store = boot(config_path, check_schema=False)
     click.echo(f"config: ok ({config.source})")
     store.check_schema()
     click.echo(f"state: ok ({store.safe_url}, schema {store.current_revision()})")
+    connections = Connections(config)
+    problems: list[str] = []
+    for crm in connections.enabled_crms():
+        mapping = connections.mapping(crm)
+        adapter = connections.adapter(crm)
+        describe = {name: adapter.describe_fields(name) for name in mapping.objects}
+        found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
+        fields = sum(len(o.fields) for o in mapping.objects.values())
+        click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
+                   + ("ok" if not found else f"{len(found)} problem(s)"))
+        problems += found
+    if config.settings.ga4.enabled:
+        connections.ga4()
+        click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
+                   "(the Measurement Protocol cannot verify a secret; try `closedloop ga4 validate`)")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+@main.group()
+def fields() -> None:
+    """CRM custom fields for the mapped variables."""
+
+
+@fields.command("create")
+@config_option
+def fields_create(config_path: Path | None) -> None:
+    """Create the custom fields/properties the mappings need; never changes existing ones."""
+    from sync.connections import Connections
+    from sync.fields import missing_fields
+
+    config, _store = boot(config_path, check_schema=False)
+    connections = Connections(config)
+    if not connections.enabled_crms():
+        raise ConfigError(f"{config.source}: no CRM is enabled ([salesforce] or [hubspot] enabled = true)")
+    for crm in connections.enabled_crms():
+        adapter = connections.adapter(crm)
+        needed = missing_fields(crm, connections.mapping(crm), adapter.describe_fields)
+        created = adapter.ensure_fields(needed) if needed else []
+        for name in created:
+            click.echo(f"{crm}: created {name}")
+        click.echo(f"{crm}: {len(created)} field(s) created, "
+                   f"{sum(len(o.fields) for o in connections.mapping(crm).objects.values()) - len(created)} "
+                   "mapped field(s) already existed")
 
 
 @main.command()

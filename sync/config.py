@@ -122,6 +122,7 @@ class SalesforceSection(Section):
     max_daily_api_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     lookback_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     org_currency: CurrencyCode = ""
+    permission_set: str = ""
 
 
 class HubSpotSection(Section):

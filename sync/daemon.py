@@ -31,8 +31,11 @@ class Daemon:
 
     def __init__(self, config: Config, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.config, self.store = config, store
+        from sync.connections import Connections
+
         self.stop = threading.Event()
-        self.runner = JobRunner(config, store, self.stop, clock)
+        self.connections = Connections(config)
+        self.runner = JobRunner(config, store, self.stop, clock, connections=self.connections)
         self.jobs: list[Job] = [cls(config) for cls in registry() if cls.enabled(config)]
         self._stopping = False
 

@@ -284,6 +284,7 @@ class HubSpotSandbox:
         router.add("POST", rf"/crm/v3/objects/{OBJECTS}", self._create)
         router.add("GET", rf"/crm/v3/objects/{OBJECTS}/(?P<id>\d+)", self._get)
         router.add("PATCH", rf"/crm/v3/objects/{OBJECTS}/(?P<id>\d+)", self._patch)
+        router.add("POST", rf"/crm/v3/properties/{OBJECTS}/batch/create", self._batch_create_properties)
         router.add("GET", rf"/crm/v3/properties/{OBJECTS}/groups", self._groups)
         router.add("POST", rf"/crm/v3/properties/{OBJECTS}/groups", self._create_group)
         router.add("GET", rf"/crm/v3/properties/{OBJECTS}/groups/(?P<name>[\w-]+)", self._group)
@@ -442,7 +443,35 @@ class HubSpotSandbox:
 
     def _create_property(self, request: Request) -> Response:
         object_type = request.path_params["type"]
-        body = request.json() or {}
+        result = self._new_property(object_type, request.json() or {})
+        if isinstance(result, Response):
+            return result
+        fault = getattr(request, "fault", None)
+        return _ok(result.to_json(), 200 if fault and fault.kind == "status_200_for_201" else 201)
+
+    def _batch_create_properties(self, request: Request) -> Response:
+        """§5.1 batch/create: 201 when all were created, 207 listing the ones that failed."""
+        object_type = request.path_params["type"]
+        inputs = (request.json() or {}).get("inputs") or []
+        if len(inputs) > BATCH_LIMIT:
+            return _error(400, f"Batch input size exceeds {BATCH_LIMIT}", "VALIDATION_ERROR")
+        results, errors = [], []
+        for body in inputs:
+            outcome = self._new_property(object_type, body)
+            if isinstance(outcome, Response):
+                failure = json.loads(outcome.body)
+                errors.append({"status": "error", "category": failure.get("category", "VALIDATION_ERROR"),
+                               "message": failure["message"], "context": {"name": [str(body.get("name"))]},
+                               "errors": [], "links": {}})
+            else:
+                results.append(outcome.to_json())
+        now = iso(self.store.now_ms())
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+        return _ok(body, 207 if errors else 201)
+
+    def _new_property(self, object_type: str, body: dict[str, Any]) -> Property | Response:
         missing = [key for key in ("name", "label", "type", "fieldType", "groupName") if not body.get(key)]
         if missing:
             return _error(400, f"Missing required fields: {', '.join(missing)}", "VALIDATION_ERROR")
@@ -457,8 +486,7 @@ class HubSpotSandbox:
                         options=body.get("options") or [], hubspot_defined=False,
                         description=body.get("description", ""), created_at=iso(self.store.now_ms()))
         self.store.properties[object_type][spec.name] = spec
-        fault = getattr(request, "fault", None)
-        return _ok(spec.to_json(), 200 if fault and fault.kind == "status_200_for_201" else 201)
+        return spec
 
     def _groups(self, request: Request) -> Response:
         return _ok({"results": list(self.store.groups[request.path_params["type"]].values())})

@@ -514,8 +514,9 @@ class SalesforceSandbox:
         for item in records:
             try:
                 object_name = (item.get("attributes") or {}).get("type")
-                record_id = self.org.insert(object_name, {k: v for k, v in item.items() if k != "attributes"},
-                                            validate=True)
+                values = {k: v for k, v in item.items() if k != "attributes"}
+                record_id = self.org.grant_field_access(values) if object_name == "FieldPermissions" else \
+                    self.org.insert(object_name, values, validate=True)
                 results.append({"id": record_id, "success": True, "errors": []})
             except (WriteError, SoqlError) as exc:
                 results.append({"success": False, "errors": [{"statusCode": exc.code, "message": exc.message,

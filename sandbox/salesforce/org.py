@@ -123,7 +123,7 @@ class Org:
                created_at: datetime | None = None, validate: bool = False) -> str:
         sobject = self.sobject(object_name)
         record_id = self.ids.new(sobject.key_prefix)
-        now = created_at or self.clock.now()
+        now = _whole_second(created_at or self.clock.now())
         user = user_id or getattr(self, "integration_user", record_id)
         record: dict[str, Any] = {"Id": record_id, "IsDeleted": False, "CreatedDate": now, "CreatedById": user,
                                   "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now}
@@ -154,7 +154,7 @@ class Org:
             self.touch(sobject.name, record, user_id)
 
     def touch(self, object_name: str, record: dict[str, Any], user_id: str | None = None) -> None:
-        now = self.clock.now()
+        now = _whole_second(self.clock.now())
         record["LastModifiedDate"] = record["SystemModstamp"] = now
         record["LastModifiedById"] = user_id or self.integration_user
         self.index[object_name].put(record["Id"], now)
@@ -422,6 +422,11 @@ class Org:
         if spec.type in ("id", "reference") and isinstance(literal.value, str):
             return to18(literal.value) or literal.value
         return literal.value
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """Salesforce keeps record timestamps to the second (the API always shows .000)."""
+    return moment.replace(microsecond=0)
 
 
 def _stamp_bounds(condition: Any) -> tuple[datetime | None, datetime | None]:

@@ -6,12 +6,13 @@ enabled and how often it runs.
 from __future__ import annotations
 
 from sync.jobs.base import Job, JobContext, JobResult, JobRunner, StopRequested
+from sync.jobs.enrich import EnrichJob
 from sync.jobs.housekeeping import HousekeepingJob
 
 
 def registry() -> list[type[Job]]:
     """Job classes in the order ``run --once`` runs them."""
-    return [HousekeepingJob]
+    return [EnrichJob, HousekeepingJob]
 
 
 __all__ = ["Job", "JobContext", "JobResult", "JobRunner", "StopRequested", "registry"]

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from adapters.errors import ClosedloopError
 from state import Store
@@ -49,6 +49,7 @@ class JobContext:
     stop: threading.Event
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     result: JobResult = field(default_factory=JobResult)
+    connections: Any = None  # sync.connections.Connections: adapters, mappings, GA4 sender
 
     def checkpoint(self) -> None:
         """Raise :class:`StopRequested` if shutdown was asked for; call it between pages."""
@@ -104,8 +105,9 @@ class JobRunner:
 
     def __init__(self, config: Config, store: Store, stop: threading.Event | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 on_finish: Callable[[RunOutcome], None] | None = None) -> None:
+                 on_finish: Callable[[RunOutcome], None] | None = None, connections: Any = None) -> None:
         self.config, self.store = config, store
+        self.connections = connections
         self.stop = stop or threading.Event()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.on_finish = on_finish
@@ -123,7 +125,7 @@ class JobRunner:
                 session.add(run)
                 session.flush()
                 run_id = run.id
-            ctx = JobContext(self.config, self.store, self.stop, self.clock)
+            ctx = JobContext(self.config, self.store, self.stop, self.clock, connections=self.connections)
             outcome = self._run(job, ctx)
             outcome.seconds = time.monotonic() - started
             with self.store.session() as session:

@@ -1,0 +1,52 @@
+"""HTTP plumbing shared by the adapters: sessions with timeouts, trusted CAs and call counting."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import requests
+from requests.adapters import HTTPAdapter
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Every request gets a timeout, even from library code that passes none (simple-salesforce's
+    ``SFType`` calls accept no ``timeout``), so nothing can hang forever."""
+
+    def __init__(self, timeout: float, **kwargs) -> None:
+        self.timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class CallCounter:
+    """Counts API calls per system (for metrics, budgets and the API-calls-per-record tests)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, system: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[system] += n
+
+    def __getitem__(self, system: str) -> int:
+        return self.counts[system]
+
+
+def make_session(*, timeout: float, ca_bundle: str | None = None, counter: CallCounter | None = None,
+                 system: str = "") -> requests.Session:
+    """A requests session that always times out, trusts ``ca_bundle`` (ignoring
+    REQUESTS_CA_BUNDLE, which would silently override it) and counts its calls."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = ca_bundle or True
+    adapter = _TimeoutAdapter(timeout, pool_maxsize=8)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    if counter is not None:
+        session.hooks["response"].append(lambda response, *args, **kwargs: counter.add(system))
+    return session

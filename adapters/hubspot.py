@@ -1,0 +1,497 @@
+"""HubSpot through hubspot-api-client: API objects built once, every call guarded and paced.
+
+Every call goes through :meth:`HubSpotAdapter._call`, which
+
+- paces itself from the ``X-HubSpot-RateLimit-*`` headers (the ten-second window, the search
+  API's own per-second limit, the daily allowance) so HubSpot should never need to answer 429;
+- passes ``_request_timeout`` (the client has none by default);
+- classifies failures by HTTP status across all the client's generated packages (each has its
+  own ``ApiException`` class) and urllib3's own errors, into closedloop's error tree;
+- runs under the shared retry policy (urllib3's retries are switched off so the two layers do
+  not multiply).
+
+Incremental reads never use search offsets: each page asks again for records modified at or
+after the newest one seen (a keyset window on ``lastmodifieddate``), so the 10,000-result cap
+of the search API never applies, and a record that changes while we page simply comes back
+later instead of shifting the offsets of others. When more than a page of records share one
+millisecond (a bulk import), that millisecond is drained by ``hs_object_id``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterator, TypeVar
+
+from hubspot import HubSpot
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.util.retry import Retry
+
+from adapters.base import Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.errors import AuthError, BudgetExhausted, ConfigError, RateLimited, RemoteError, TransientError
+from adapters.http import CallCounter
+from adapters.ratelimit import SlidingWindowLimiter
+from adapters.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BATCH_LIMIT = 100
+SEARCH_PAGE = 200
+ASSOCIATION_BATCH = 1000
+MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
+KIND_BY_TYPE = {"string": "string", "number": "number", "datetime": "datetime", "date": "date",
+                "enumeration": "picklist", "bool": "boolean", "phone_number": "string"}
+PROPERTY_TYPE = {"string": ("string", "text"), "number": ("number", "number"), "datetime": ("datetime", "date")}
+GROUP = "closedloop"
+TRANSIENT_STATUSES = {423, 477, 500, 502, 503, 504, 520, 521, 522, 524}
+
+
+@dataclass(frozen=True)
+class HubSpotCredentials:
+    """A private-app/service-key token, or an OAuth app with a refresh token."""
+
+    access_token: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    refresh_token: str = ""
+
+    def __repr__(self) -> str:
+        return "HubSpotCredentials(***)"
+
+
+class HubSpotAdapter:
+    """One HubSpot account."""
+
+    name = "hubspot"
+
+    def __init__(self, credentials: HubSpotCredentials, *, host: str = "https://api.hubapi.com",
+                 ca_bundle: str | None = None, timeout: float = 30.0, max_daily_share: float = 0.5,
+                 policy: RetryPolicy | None = None, counter: CallCounter | None = None,
+                 won_stages: list[str] | None = None, company_currency: str = "",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.credentials = credentials
+        self.host = host.rstrip("/")
+        self.timeout = (min(10.0, timeout), timeout)
+        self.policy = policy or RetryPolicy(max_wait=15.0)
+        self.counter = counter or CallCounter()
+        self.max_daily_share = max_daily_share
+        self.configured_won_stages = list(won_stages or [])
+        self.configured_currency = company_currency
+        self.limiter = SlidingWindowLimiter(100, 10.0, sleep=sleep)
+        self.search_limiter = SlidingWindowLimiter(4, 1.0, sleep=sleep)
+        self.daily_limit: int | None = None
+        self.daily_remaining: int | None = None
+        self._lock = threading.Lock()
+        options: dict[str, Any] = {"host": self.host, "retry": Retry(total=0, raise_on_status=False)}
+        if ca_bundle:
+            options["ssl_ca_cert"] = ca_bundle
+        token = credentials.access_token or (self._refresh_token(options) if credentials.refresh_token else "")
+        if not token:
+            raise ConfigError("[hubspot] no access token and no refresh token configured")
+        client = HubSpot(access_token=token, **options)
+        # Each attribute access builds a new ApiClient and connection pool: build them once.
+        self.api = {
+            "contacts.search": client.crm.contacts.search_api, "contacts.batch": client.crm.contacts.batch_api,
+            "deals.search": client.crm.deals.search_api, "deals.batch": client.crm.deals.batch_api,
+            "properties": client.crm.properties.core_api, "groups": client.crm.properties.groups_api,
+            "properties.batch": client.crm.properties.batch_api,
+            "pipelines": client.crm.pipelines.pipelines_api, "associations": client.crm.associations.v4.batch_api,
+        }
+        self._client_options = options
+        self._describe_cache: dict[str, dict[str, FieldSpec]] = {}
+        self._won_stages: set[str] | None = None
+        self._stage_labels: dict[str, str] = {}
+
+    # -- the guarded call ---------------------------------------------------------------
+
+    def _call(self, what: str, api: str, method: str, *args: Any, search: bool = False, **kwargs: Any) -> Any:
+        """Call ``self.api[api].<method>_with_http_info``; returns ``(data, status)``."""
+        def attempt():
+            (self.search_limiter if search else self.limiter).acquire()
+            function = getattr(self.api[api], f"{method}_with_http_info")
+            self.counter.add(self.name)
+            try:
+                data, status, headers = function(*args, _request_timeout=self.timeout, **kwargs)
+            except Urllib3Error as exc:
+                raise TransientError(f"HubSpot {what}: {type(exc).__name__}") from None
+            except Exception as exc:
+                if not hasattr(exc, "status"):
+                    raise
+                raise self._translate(what, exc, search) from None
+            self._observe(headers, search)
+            return data, status
+        return self.policy.call(f"HubSpot {what}", attempt)
+
+    def _translate(self, what: str, exc: Any, search: bool) -> Exception:
+        status = int(getattr(exc, "status", 0) or 0)
+        body = _json(getattr(exc, "body", None))
+        headers = getattr(exc, "headers", None) or {}
+        message = body.get("message") or getattr(exc, "reason", "") or ""
+        if status == 0:
+            return TransientError(f"HubSpot {what}: {message or 'connection failed'}")
+        if status == 401:
+            return AuthError(f"HubSpot rejected the token ({message or 'invalid authentication'}); check "
+                             "[hubspot] access_token_env / the app's scopes")
+        if status == 403:
+            return ConfigError(f"HubSpot refused {what}: {message} (missing scopes?)")
+        if status == 429:
+            policy = body.get("policyName", "")
+            if policy == "DAILY":
+                return BudgetExhausted("HubSpot daily API limit reached; closedloop pauses until it resets")
+            retry_after = _float(headers.get("Retry-After") if hasattr(headers, "get") else None)
+            if search or "secondly" in message.lower():
+                self.search_limiter.penalise()
+                return RateLimited(f"HubSpot search limit hit during {what}", retry_after or 1.0)
+            self.limiter.penalise()
+            return RateLimited(f"HubSpot {policy or 'rate'} limit hit during {what}",
+                               retry_after or self.limiter.window)
+        if status in TRANSIENT_STATUSES:
+            retry_after = _float(headers.get("Retry-After") if hasattr(headers, "get") else None)
+            if retry_after:
+                return RateLimited(f"HubSpot {what}: HTTP {status}", retry_after)
+            return TransientError(f"HubSpot {what}: HTTP {status}")
+        error = HubSpotRequestError(f"HubSpot {what}: HTTP {status} {body.get('category', '')}: {message}")
+        error.status, error.body = status, body
+        return error
+
+    def _observe(self, headers: Any, search: bool) -> None:
+        """Learn the limits from the response headers (all optional)."""
+        get = headers.get if hasattr(headers, "get") else (lambda key, default=None: default)
+        daily, remaining_daily = _int(get("X-HubSpot-RateLimit-Daily")), _int(get("X-HubSpot-RateLimit-Daily-Remaining"))
+        if daily is not None:
+            self.daily_limit = daily
+        if remaining_daily is not None:
+            self.daily_remaining = remaining_daily
+        if not search:
+            limit, remaining = _int(get("X-HubSpot-RateLimit-Max")), _int(get("X-HubSpot-RateLimit-Remaining"))
+            interval = _int(get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+            if interval:
+                self.limiter.window = interval / 1000
+            if limit is not None or remaining is not None:
+                self.limiter.observe(limit, remaining)
+
+    def check_budget(self) -> None:
+        """Stop before closedloop has used its share of the daily allowance."""
+        if self.daily_limit and self.daily_remaining is not None:
+            used = self.daily_limit - self.daily_remaining
+            if used >= self.max_daily_share * self.daily_limit:
+                raise BudgetExhausted(f"HubSpot: {used}/{self.daily_limit} daily API calls used; closedloop stops "
+                                      f"writing at {self.max_daily_share:.0%}")
+
+    def budget_description(self) -> str:
+        if not self.daily_limit or self.daily_remaining is None:
+            return "unknown"
+        return (f"{self.daily_limit - self.daily_remaining}/{self.daily_limit} daily API calls used "
+                f"(closedloop stops writing at {self.max_daily_share:.0%})")
+
+    def _refresh_token(self, options: dict[str, Any]) -> str:
+        client = HubSpot(**options)
+        tokens = client.oauth.tokens_api
+        try:
+            answer = self.policy.call("HubSpot OAuth refresh", lambda: tokens.create(
+                grant_type="refresh_token", client_id=self.credentials.client_id,
+                client_secret=self.credentials.client_secret, refresh_token=self.credentials.refresh_token,
+                _request_timeout=self.timeout))
+        except Urllib3Error as exc:
+            raise TransientError(f"HubSpot OAuth refresh: {type(exc).__name__}") from None
+        except Exception as exc:
+            if getattr(exc, "status", None) in (400, 401):
+                raise AuthError("HubSpot refused the OAuth refresh token; reconnect the app") from None
+            raise
+        return answer.access_token
+
+    def refresh_access_token(self) -> None:
+        """OAuth: get a new access token and give it to every kept API object."""
+        token = self._refresh_token(self._client_options)
+        for api in self.api.values():
+            api.api_client.configuration.access_token = token
+
+    # -- metadata ---------------------------------------------------------------------
+
+    def describe_fields(self, object_name: str) -> dict[str, FieldSpec]:
+        if object_name not in self._describe_cache:
+            data, _ = self._call(f"list {object_name} properties", "properties", "get_all", object_name)
+            specs = {}
+            for prop in data.results:
+                metadata = prop.modification_metadata
+                read_only = bool(prop.calculated) or bool(metadata and metadata.read_only_value)
+                specs[prop.name] = FieldSpec(
+                    name=prop.name, label=prop.label or prop.name, kind=KIND_BY_TYPE.get(prop.type, "other"),
+                    crm_type=f"{prop.type}/{prop.field_type}", length=65_536 if prop.type == "string" else None,
+                    updateable=not read_only and not prop.name.startswith("hs_analytics_"),
+                    custom=not bool(prop.hubspot_defined),
+                    picklist_values=tuple(option.value for option in prop.options or []),
+                    restricted_picklist=prop.type == "enumeration")
+            self._describe_cache[object_name] = specs
+        return self._describe_cache[object_name]
+
+    def ensure_fields(self, fields: list[NewField]) -> list[str]:
+        """Create the "closedloop" group and the missing properties (batches of 100); existing
+        ones are left alone, and one created meanwhile by someone else is not an error."""
+        created = []
+        for object_name in dict.fromkeys(new.object for new in fields):
+            self._ensure_group(object_name)
+            existing = self.describe_fields(object_name)
+            wanted = [f for f in fields if f.object == object_name and f.name not in existing]
+            for start in range(0, len(wanted), BATCH_LIMIT):
+                chunk = wanted[start:start + BATCH_LIMIT]
+                inputs = [{"name": new.name, "label": new.label, "type": PROPERTY_TYPE[new.kind][0],
+                           "fieldType": PROPERTY_TYPE[new.kind][1], "groupName": GROUP,
+                           "description": new.description} for new in chunk]
+                data, status = self._call(f"create {len(chunk)} {object_name} properties", "properties.batch",
+                                          "create", object_name, {"inputs": inputs})
+                failed = {name for error in getattr(data, "errors", None) or []
+                          for name in (error.context or {}).get("name", [])
+                          if error.category not in ("OBJECT_ALREADY_EXISTS", "CONFLICT")}
+                if failed:
+                    raise RemoteError(f"HubSpot refused to create {object_name} properties: {', '.join(sorted(failed))}")
+                created += [f"{object_name}.{new.name}" for new in chunk]
+            self._describe_cache.pop(object_name, None)
+        return created
+
+    def _ensure_group(self, object_name: str) -> None:
+        data, _ = self._call(f"list {object_name} property groups", "groups", "get_all", object_name)
+        if any(group.name == GROUP for group in data.results):
+            return
+        try:
+            self._call(f"create {object_name} property group", "groups", "create", object_name,
+                       {"name": GROUP, "label": "closedloop attribution", "displayOrder": -1})
+        except HubSpotRequestError as exc:
+            if exc.status != 409:
+                raise
+
+    # -- reads ------------------------------------------------------------------------
+
+    def iter_changed(self, object_name: str, fields: list[str], since: datetime, until: datetime,
+                     extra_filters: list[dict[str, Any]] | None = None) -> Iterator[list[LeadRecord]]:
+        """Records modified in [since, until], oldest first, a page at a time (keyset windows)."""
+        modified = MODIFIED[object_name]
+        properties = list(dict.fromkeys(["createdate", modified, *fields]))
+        start, end = _ms(since), _ms(until)
+        while start <= end:
+            page = self._search(object_name, properties, [
+                {"propertyName": modified, "operator": "GTE", "value": str(start)},
+                {"propertyName": modified, "operator": "LTE", "value": str(end)}, *(extra_filters or [])],
+                sort=modified)
+            records = [self._record(object_name, item, modified) for item in page]
+            if not records:
+                return
+            newest = max(_ms(record.modified_at) for record in records)
+            if len(records) == SEARCH_PAGE and newest == start:
+                # A whole page in one millisecond: drain it by id, then move past it.
+                yield from self._drain_millisecond(object_name, properties, modified, start, extra_filters)
+                start += 1
+                continue
+            yield records
+            if len(records) < SEARCH_PAGE:
+                return
+            start = newest  # inclusive: records sharing `newest` are read again, never skipped
+
+    def _drain_millisecond(self, object_name, properties, modified, moment, extra_filters):
+        after_id = "0"
+        while True:
+            page = self._search(object_name, properties, [
+                {"propertyName": modified, "operator": "EQ", "value": str(moment)},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}, *(extra_filters or [])],
+                sort="hs_object_id")
+            if not page:
+                return
+            yield [self._record(object_name, item, modified) for item in page]
+            if len(page) < SEARCH_PAGE:
+                return
+            after_id = str(max(int(item.id) for item in page))
+
+    def _search(self, object_name: str, properties: list[str], filters: list[dict[str, Any]], sort: str) -> list:
+        body = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+                "properties": properties, "limit": SEARCH_PAGE, "after": "0"}
+        data, _ = self._call(f"search {object_name}", f"{object_name}.search", "do_search", body, search=True)
+        if data is None:
+            raise RemoteError(f"HubSpot search {object_name} answered with an unexpected status")
+        return list(data.results or [])
+
+    @staticmethod
+    def _record(object_name: str, item: Any, modified: str) -> LeadRecord:
+        properties = dict(item.properties or {})
+        return LeadRecord(object=object_name, id=str(item.id),
+                          created_at=_parse(properties.get("createdate")) or item.created_at,
+                          modified_at=_parse(properties.get(modified)) or item.updated_at,
+                          fields=properties)
+
+    def records_by_id(self, object_name: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            body = {"inputs": [{"id": i} for i in ids[start:start + BATCH_LIMIT]], "properties": fields}
+            data, _ = self._call(f"read {object_name}", f"{object_name}.batch", "read", body)
+            for item in getattr(data, "results", None) or []:
+                found[str(item.id)] = dict(item.properties or {})
+        return found
+
+    # -- writes -----------------------------------------------------------------------
+
+    def update_records(self, updates: list[LeadUpdate]) -> list[WriteResult]:
+        """Batch updates of ≤ 100; one bad value is isolated by splitting the batch, so the
+        others still land."""
+        results: list[WriteResult] = []
+        for object_name in dict.fromkeys(update.object for update in updates):
+            same = [update for update in updates if update.object == object_name]
+            for start in range(0, len(same), BATCH_LIMIT):
+                results.extend(self._update_batch(object_name, same[start:start + BATCH_LIMIT]))
+        order = {id(update): n for n, update in enumerate(updates)}
+        return sorted(results, key=lambda result: order[id(result.update)])
+
+    def _update_batch(self, object_name: str, batch: list[LeadUpdate]) -> list[WriteResult]:
+        self.check_budget()
+        body = {"inputs": [{"id": update.id, "properties": {k: ("" if v is None else str(v))
+                                                              for k, v in update.values.items()}}
+                           for update in batch]}
+        try:
+            data, status = self._call(f"update {len(batch)} {object_name}", f"{object_name}.batch", "update", body)
+        except HubSpotRequestError as exc:
+            if exc.status not in (400, 404):
+                raise
+            if len(batch) > 1:  # one bad record fails the whole batch: split until it is alone
+                middle = len(batch) // 2
+                return (self._update_batch(object_name, batch[:middle]) +
+                        self._update_batch(object_name, batch[middle:]))
+            return [WriteResult(batch[0], False, *_validation_detail(exc.body))]
+        failed: dict[str, tuple[str, str]] = {}
+        for error in getattr(data, "errors", None) or []:  # 207: some ids failed, the rest landed
+            for record_id in (error.context or {}).get("ids", []):
+                failed[str(record_id)] = (error.category or "ERROR", error.message or "")
+        if status not in (200, 207):
+            raise RemoteError(f"HubSpot batch update answered HTTP {status}")
+        return [WriteResult(update, update.id not in failed, *failed.get(update.id, ("", ""))) for update in batch]
+
+    # -- deals --------------------------------------------------------------------------
+
+    def won_stages(self) -> set[str]:
+        """Stage ids that count as won: configured, else closed stages with probability 1.0."""
+        if self._won_stages is None:
+            data, _ = self._call("list deal pipelines", "pipelines", "get_all", "deals")
+            stages = set()
+            for pipeline in data.results:
+                for stage in pipeline.stages:
+                    self._stage_labels[stage.id] = stage.label
+                    metadata = stage.metadata or {}
+                    if metadata.get("isClosed") == "true" and _float(metadata.get("probability")) == 1.0:
+                        stages.add(stage.id)
+            self._won_stages = set(self.configured_won_stages) or stages
+        return self._won_stages
+
+    def company_currency(self) -> str:
+        return self.configured_currency or "USD"
+
+    def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]:
+        """Deals changed in [since, until] with their contacts (associations v4)."""
+        won = self.won_stages()
+        fields = ["dealname", "dealstage", "amount", "deal_currency_code", "closedate", "pipeline"]
+        for page in self.iter_changed("deals", fields, since, until):
+            people = self.people_of_deals([record.id for record in page])
+            yield [Deal(id=r.id, name=r.fields.get("dealname") or "", stage=r.fields.get("dealstage") or "",
+                        is_won=(r.fields.get("dealstage") or "") in won, amount=_decimal(r.fields.get("amount")),
+                        currency=r.fields.get("deal_currency_code") or self.company_currency(),
+                        closed_at=_parse(r.fields.get("closedate")), modified_at=r.modified_at,
+                        created_at=r.created_at, people=people.get(r.id, []))
+                   for r in page]
+
+    def people_of_deals(self, deal_ids: list[str]) -> dict[str, list[PersonRef]]:
+        people: dict[str, list[PersonRef]] = {}
+        pending = [{"id": deal_id} for deal_id in deal_ids]
+        while pending:
+            batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
+            data, _ = self._call("read deal contacts", "associations", "get_page", "deals", "contacts",
+                                 {"inputs": batch})
+            for result in getattr(data, "results", None) or []:
+                deal_id = str(result._from.id)
+                refs = people.setdefault(deal_id, [])
+                for target in result.to or []:
+                    contact = str(target.to_object_id)
+                    if all(ref.id != contact for ref in refs):
+                        refs.append(PersonRef("contacts", contact, primary=not refs))
+                after = getattr(getattr(result.paging, "next", None), "after", None) if result.paging else None
+                if after:
+                    pending.append({"id": deal_id, "after": after})
+        return people
+
+    def iter_contact_stages(self, since: datetime, until: datetime) -> Iterator[list[StageChange]]:
+        """Lifecycle stage and lead status of contacts changed in [since, until]."""
+        for page in self.iter_changed("contacts", ["lifecyclestage", "hs_lead_status"], since, until):
+            changes = []
+            for record in page:
+                for field in ("lifecyclestage", "hs_lead_status"):
+                    if record.fields.get(field):
+                        changes.append(StageChange("contacts", record.id, field, record.fields[field],
+                                                   record.modified_at, PersonRef("contacts", record.id)))
+            yield changes
+
+
+class HubSpotRequestError(RemoteError):
+    """A 4xx HubSpot answered (other than auth and rate limits); ``status`` and ``body`` kept."""
+
+    status: int = 0
+    body: dict
+
+
+def _validation_detail(body: dict) -> tuple[str, str]:
+    for error in body.get("errors") or []:
+        if error.get("code"):
+            return error["code"], error.get("message", "")
+    message = body.get("message", "")
+    if "[" in message:
+        try:
+            details = json.loads(message[message.index("["):])
+            return details[0].get("error", "VALIDATION_ERROR"), details[0].get("message", message)
+        except (ValueError, IndexError, AttributeError):
+            pass
+    return body.get("category", "VALIDATION_ERROR"), message
+
+
+def _json(text: Any) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) and text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc)
+    text = str(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None

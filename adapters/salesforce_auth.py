@@ -1,0 +1,85 @@
+"""OAuth 2.0 against a Salesforce token endpoint: client credentials, JWT bearer, refresh token.
+
+closedloop authenticates itself (against the configured login URL, which simple-salesforce
+cannot be pointed at) and hands simple-salesforce only the instance URL and access token.
+Password flows are deliberately absent: SOAP login is being retired and the OAuth
+username-password flow is deprecated (see shared/reference/salesforce-api.md §1.2).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jwt
+import requests
+
+from adapters.errors import AuthError, ConfigError, TransientError
+
+TOKEN_PATH = "/services/oauth2/token"
+
+
+@dataclass(frozen=True)
+class SalesforceCredentials:
+    """How to obtain a Salesforce access token. Secrets are excluded from ``repr``."""
+
+    login_url: str
+    auth: str  # "client_credentials" | "jwt" | "refresh_token"
+    client_id: str = field(repr=False)
+    client_secret: str = field(default="", repr=False)
+    username: str = ""
+    private_key: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str = field(repr=False)
+    instance_url: str
+
+
+def fetch_token(http: requests.Session, credentials: SalesforceCredentials, timeout: float) -> Token:
+    """Run the configured grant and return the access token and instance URL."""
+    url = credentials.login_url.rstrip("/") + TOKEN_PATH
+    auth = None
+    if credentials.auth == "client_credentials":
+        form = {"grant_type": "client_credentials"}
+        auth = (credentials.client_id, credentials.client_secret)
+    elif credentials.auth == "jwt":
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": _jwt_assertion(credentials)}
+    elif credentials.auth == "refresh_token":
+        form = {"grant_type": "refresh_token", "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret, "refresh_token": credentials.refresh_token}
+    else:
+        raise ConfigError(f"[salesforce] auth: unsupported flow {credentials.auth!r}")
+    try:
+        response = http.post(url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise TransientError(f"Salesforce login at {credentials.login_url} failed: {type(exc).__name__}") from None
+    if response.status_code >= 500:
+        raise TransientError(f"Salesforce login at {credentials.login_url} answered {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200 or not body.get("access_token"):
+        error = body.get("error") or f"HTTP {response.status_code}"
+        description = body.get("error_description") or "no description"
+        raise AuthError(f"Salesforce refused the {credentials.auth} login at {credentials.login_url}: "
+                        f"{error} ({description})")
+    instance_url = str(body.get("instance_url", "")).rstrip("/")
+    if not instance_url.startswith("https://"):
+        raise AuthError(f"Salesforce login at {credentials.login_url} returned no usable instance_url")
+    return Token(access_token=body["access_token"], instance_url=instance_url)
+
+
+def _jwt_assertion(credentials: SalesforceCredentials) -> str:
+    """The signed JWT: iss = consumer key, sub = username, aud = login URL, exp ≤ 3 minutes."""
+    if not credentials.private_key:
+        raise ConfigError("[salesforce] the JWT bearer flow needs a private key (private_key_file or private_key_env)")
+    claims = {"iss": credentials.client_id, "sub": credentials.username,
+              "aud": credentials.login_url.rstrip("/"), "exp": int(time.time()) + 180}
+    try:
+        return jwt.encode(claims, credentials.private_key, algorithm="RS256")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[salesforce] the JWT private key cannot be used: {type(exc).__name__}") from None

@@ -1,0 +1,97 @@
+"""Building the adapters, mappings and GA4 sender that a config describes, once per process."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from adapters.errors import ConfigError
+from adapters.http import CallCounter
+from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
+from adapters.salesforce import SalesforceAdapter
+from adapters.salesforce_auth import SalesforceCredentials
+from mappings import MappingFile, load_mapping
+from sync.config import Config
+from sync.ga4 import Ga4Sender
+
+DEFAULT_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+CRMS = ("salesforce", "hubspot")
+
+
+class Connections:
+    """Lazily built, shared clients for one config. Jobs ask for what they need."""
+
+    def __init__(self, config: Config, counter: CallCounter | None = None) -> None:
+        self.config = config
+        self.counter = counter or CallCounter()
+        self._lock = threading.Lock()
+        self._adapters: dict[str, object] = {}
+        self._mappings: dict[str, MappingFile] = {}
+        self._ga4: Ga4Sender | None = None
+
+    def enabled_crms(self) -> list[str]:
+        return [crm for crm in CRMS if getattr(self.config.settings, crm).enabled]
+
+    def adapter(self, crm: str):
+        with self._lock:
+            if crm not in self._adapters:
+                self._adapters[crm] = self._build(crm)
+            return self._adapters[crm]
+
+    def _build(self, crm: str):
+        config = self.config
+        if crm == "salesforce":
+            settings = config.settings.salesforce
+            private_key = ""
+            if settings.auth == "jwt":
+                private_key = (config.resolve_path(settings.private_key_file).read_text()
+                               if settings.private_key_file else config.secret("salesforce", "private_key_env"))
+            credentials = SalesforceCredentials(
+                login_url=settings.login_url, auth=settings.auth,
+                client_id=config.secret("salesforce", "client_id_env"),
+                client_secret=config.secrets.get("salesforce.client_secret_env", ""),
+                username=settings.username, private_key=private_key,
+                refresh_token=config.secrets.get("salesforce.refresh_token_env", ""))
+            return SalesforceAdapter(credentials, api_version=settings.api_version,
+                                     instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
+                                     timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                                     counter=self.counter, permission_set=settings.permission_set)
+        settings = config.settings.hubspot
+        credentials = HubSpotCredentials(
+            access_token=config.secrets.get("hubspot.access_token_env", ""),
+            client_id=config.secrets.get("hubspot.client_id_env", ""),
+            client_secret=config.secrets.get("hubspot.client_secret_env", ""),
+            refresh_token=config.secrets.get("hubspot.refresh_token_env", ""))
+        return HubSpotAdapter(credentials, host=settings.host, ca_bundle=self._ca(settings.ca_bundle),
+                              timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                              counter=self.counter, won_stages=settings.won_stages,
+                              company_currency=settings.company_currency)
+
+    def _ca(self, value: str) -> str | None:
+        if not value:
+            return None
+        path = self.config.resolve_path(value)
+        if not path.exists():
+            raise ConfigError(f"{self.config.source}: ca_bundle {value!r}: file not found")
+        return str(path)
+
+    def mapping(self, crm: str) -> MappingFile:
+        """The CRM's mapping file, parsed and checked against the variable catalogue."""
+        from sync.variables import catalogue
+
+        with self._lock:
+            if crm not in self._mappings:
+                configured = getattr(self.config.settings, crm).mapping
+                path = self.config.resolve_path(configured) if configured else DEFAULT_MAPPINGS / f"{crm}.toml"
+                self._mappings[crm] = load_mapping(path, catalogue(), crm=crm)
+            return self._mappings[crm]
+
+    def ga4(self) -> Ga4Sender:
+        with self._lock:
+            if self._ga4 is None:
+                settings = self.config.settings.ga4
+                if not settings.enabled:
+                    raise ConfigError(f"{self.config.source}: [ga4] is not enabled")
+                self._ga4 = Ga4Sender(settings.endpoint, settings.measurement_id,
+                                      self.config.secret("ga4", "api_secret_env"),
+                                      timeout=settings.timeout_seconds, ca_bundle=self._ca(settings.ca_bundle))
+            return self._ga4

@@ -1,0 +1,320 @@
+"""The enrich job: journey variables onto new and changed CRM leads, contacts and deals.
+
+Per CRM and object, a page at a time:
+
+1. read records changed since the cursor (minus a look-back; HubSpot also waits out its search
+   index lag), with every mapped field, so the current values come along for free;
+2. find each record's person — visitor-id field, GA client id field, email hash (for a
+   Salesforce contact, also the lead it was converted from) — and compute the variables at the
+   record's creation (its conversion);
+3. keep only values that differ from what the CRM already holds and that the field's policy
+   allows (``fill_empty`` never touches a filled field), so the daemon's own writes, which bump
+   the modification stamp and come back through the poll, never loop;
+4. write the page in batched calls (200 / 100 records a call), then record the results, dead
+   letters and the new cursor in one transaction — a crash re-reads the page and finds nothing
+   left to write.
+
+A record with no visitor yet (the identify beacon can trail the CRM record) waits as
+``pending_visitor`` and is re-checked each run until ``[journey] match_wait_hours`` pass; then
+it is marked ``no_web_journey``. Deals and opportunities get the first-click, last-click and
+conversion variables of their (primary) contact, as their mapping says.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from sqlmodel import Session, col, func, select
+
+from adapters.base import FieldSpec, LeadRecord, LeadUpdate, WriteResult
+from mappings.convert import same_value, to_field_value
+from mappings.model import ObjectMapping
+from state.models import Cursor, DeadLetter, Identity, LeadSync
+from state.upsert import upsert
+from sync import metrics
+from sync.config import Config
+from sync.hits import journey_settings, to_hit
+from sync.identity import hash_email, normalise_ga_client_id
+from sync.jobs.base import Job, JobContext, JobResult
+from sync.journey import compute_variables
+from sync.stitching import CRM_RECORD, crm_record_key, find_person, touchpoints_for
+
+log = logging.getLogger(__name__)
+
+INITIAL_WINDOW = timedelta(days=1)
+CONVERSION_SKEW = timedelta(minutes=2)  # the identify beacon may land just after the CRM record
+PENDING_BATCH = 500
+PENDING_RECHECK = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class CrmProfile:
+    """What differs between CRMs for enrichment."""
+
+    person_objects: tuple[str, ...]
+    deal_object: str
+    filters: dict[str, str] = field(default_factory=dict)
+
+    def lag(self, config: Config, crm: str) -> timedelta:
+        return timedelta(seconds=config.settings.hubspot.search_lag_seconds) if crm == "hubspot" else timedelta(0)
+
+    def lookback(self, config: Config, crm: str) -> timedelta:
+        return timedelta(seconds=config.settings.salesforce.lookback_seconds) if crm == "salesforce" \
+            else timedelta(seconds=60)
+
+
+PROFILES = {
+    "salesforce": CrmProfile(("Lead", "Contact"), "Opportunity", {"Lead": "IsConverted = false"}),
+    "hubspot": CrmProfile(("contacts",), "deals"),
+}
+
+
+@dataclass
+class Person:
+    """Who a record belongs to on the web, and when they converted."""
+
+    visitor_ids: set[str]
+    converted_at: datetime
+
+
+class EnrichJob(Job):
+    name = "enrich"
+
+    @classmethod
+    def enabled(cls, config: Config) -> bool:
+        return config.settings.salesforce.enabled or config.settings.hubspot.enabled
+
+    @classmethod
+    def interval_seconds(cls, config: Config) -> float:
+        return config.settings.schedule.enrich_seconds
+
+    @classmethod
+    def backlog(cls, session) -> int | None:
+        return session.exec(select(func.count()).select_from(LeadSync)
+                            .where(LeadSync.status == "pending_visitor")).one()
+
+    def run(self, ctx: JobContext) -> JobResult:
+        for crm in ctx.connections.enabled_crms():
+            CrmEnricher(crm, ctx).run()
+        return ctx.result
+
+
+class CrmEnricher:
+    """Enrichment of one CRM during one job run."""
+
+    def __init__(self, crm: str, ctx: JobContext, *, since_override: datetime | None = None) -> None:
+        self.crm, self.ctx = crm, ctx
+        self.adapter = ctx.connections.adapter(crm)
+        self.mapping = ctx.connections.mapping(crm)
+        self.profile = PROFILES[crm]
+        self.settings = journey_settings(ctx.config)
+        self.since_override = since_override
+        self._specs: dict[str, dict[str, FieldSpec]] = {}
+
+    def run(self, objects: Iterable[str] | None = None) -> None:
+        wanted = list(objects) if objects else [*self.profile.person_objects, self.profile.deal_object]
+        for object_name in wanted:
+            object_mapping = self.mapping.get(object_name)
+            if object_mapping is None or not object_mapping.fields:
+                continue
+            self.poll(object_mapping)
+        for object_name in self.profile.person_objects:
+            if object_name in wanted and self.mapping.get(object_name):
+                self.recheck_pending(self.mapping.get(object_name))
+
+    # -- polling ----------------------------------------------------------------------
+
+    def specs(self, object_name: str) -> dict[str, FieldSpec]:
+        if object_name not in self._specs:
+            self._specs[object_name] = self.adapter.describe_fields(object_name)
+        return self._specs[object_name]
+
+    def read_fields(self, object_mapping: ObjectMapping) -> list[str]:
+        fields = [*object_mapping.field_names, *object_mapping.match.values()]
+        if object_mapping.object == "Lead":
+            fields.append("IsConverted")
+        return list(dict.fromkeys(fields))
+
+    def poll(self, object_mapping: ObjectMapping) -> None:
+        stream = f"{EnrichJob.name}:{object_mapping.object}"
+        now = self.ctx.now()
+        until = now - self.profile.lag(self.ctx.config, self.crm)
+        with self.ctx.store.session(readonly=True) as session:
+            cursor = session.get(Cursor, (self.crm, stream))
+        since = self.since_override or (datetime.fromisoformat(cursor.value) - self.profile.lookback(
+            self.ctx.config, self.crm) if cursor else now - INITIAL_WINDOW)
+        where = self.profile.filters.get(object_mapping.object, "")
+        pages = self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping), since, until,
+                                          **({"where": where} if where else {}))
+        for page in pages:
+            self.ctx.checkpoint()
+            if not page:
+                continue
+            metrics.records_read.labels(self.crm, object_mapping.object).inc(len(page))
+            self.ctx.result.records_read += len(page)
+            newest = min(max(record.modified_at for record in page), until)
+            self.process(object_mapping, page, cursor=(stream, newest))
+
+    def recheck_pending(self, object_mapping: ObjectMapping) -> None:
+        """Leads still waiting for their visitor: look again, or give up after the wait."""
+        now = self.ctx.now()
+        wait = timedelta(hours=self.ctx.config.settings.journey.match_wait_hours)
+        with self.ctx.store.session(readonly=True) as session:
+            waiting = session.exec(select(LeadSync).where(
+                LeadSync.crm == self.crm, LeadSync.object == object_mapping.object,
+                LeadSync.status == "pending_visitor", LeadSync.last_checked_at < now - PENDING_RECHECK)
+                .order_by(LeadSync.last_checked_at).limit(PENDING_BATCH)).all()
+        if not waiting:
+            return
+        self.ctx.checkpoint()
+        current = self.adapter.records_by_id(object_mapping.object, [w.record_id for w in waiting],
+                                             self.read_fields(object_mapping) + (
+                                                 ["CreatedDate"] if self.crm == "salesforce" else ["createdate"]))
+        records = []
+        for sync in waiting:
+            fields = current.get(sync.record_id)
+            if fields is None:
+                continue
+            records.append(LeadRecord(object_mapping.object, sync.record_id,
+                                      sync.record_created_at or sync.first_seen_at, now, fields))
+        self.process(object_mapping, records, cursor=None, wait=wait)
+
+    # -- one page -----------------------------------------------------------------------
+
+    def process(self, object_mapping: ObjectMapping, records: list[LeadRecord], *,
+                cursor: tuple[str, datetime] | None, wait: timedelta | None = None) -> None:
+        now = self.ctx.now()
+        wait = wait or timedelta(hours=self.ctx.config.settings.journey.match_wait_hours)
+        specs = self.specs(object_mapping.object)
+        is_deal = object_mapping.object == self.profile.deal_object
+        with self.ctx.store.session(readonly=True) as session:
+            syncs = {s.record_id: s for s in session.exec(select(LeadSync).where(
+                LeadSync.crm == self.crm, LeadSync.object == object_mapping.object,
+                col(LeadSync.record_id).in_([r.id for r in records]))).all()}
+            people = self.deal_people(records) if is_deal else self.people(session, object_mapping, records)
+            plans: list[tuple[LeadRecord, Person | None, dict[str, Any]]] = []
+            for record in records:
+                person = people.get(record.id)
+                if person is None:
+                    plans.append((record, None, {}))
+                    continue
+                rows = touchpoints_for(session, person.visitor_ids, until=person.converted_at + CONVERSION_SKEW)
+                variables = compute_variables([to_hit(row) for row in rows], person.converted_at + CONVERSION_SKEW,
+                                              self.settings)
+                sync = syncs.get(record.id)
+                plans.append((record, person, self.plan(object_mapping, specs, record, variables,
+                                                        sync.written if sync else {})))
+        updates = [LeadUpdate(object_mapping.object, record.id, values) for record, _, values in plans if values]
+        results = {result.update.id: result for result in self.adapter.update_records(updates)} if updates else {}
+        written = sum(1 for result in results.values() if result.ok)
+        metrics.records_written.labels(self.crm, object_mapping.object).inc(written)
+        self.ctx.result.records_written += written
+        with self.ctx.store.session() as session:
+            for record, person, values in plans:
+                self.record_outcome(session, object_mapping.object, record, person, values, results.get(record.id),
+                                    syncs.get(record.id), now, wait)
+            if cursor is not None:
+                stream, value = cursor
+                upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": value.isoformat(),
+                                          "updated_at": now}], ["crm", "stream"],
+                       lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+
+    def plan(self, object_mapping: ObjectMapping, specs: dict[str, FieldSpec], record: LeadRecord,
+             variables: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+        """The field values to write: changed ones only, as the policies allow."""
+        values: dict[str, Any] = {}
+        for mapping in object_mapping.fields:
+            spec = specs.get(mapping.field)
+            if spec is None:
+                continue  # `closedloop check` reports it; one missing field must not stop the others
+            wire = to_field_value(variables.get(mapping.variable), spec, self.crm, mapping.max_length)
+            if wire is None:
+                continue
+            current = record.fields.get(mapping.field)
+            if same_value(current, wire, spec):
+                continue
+            if mapping.policy == "fill_empty" and (current not in (None, "") or mapping.field in written):
+                continue
+            values[mapping.field] = wire
+        return values
+
+    def record_outcome(self, session: Session, object_name: str, record: LeadRecord, person: Person | None,
+                       values: dict[str, Any], result: WriteResult | None, sync: LeadSync | None, now: datetime,
+                       wait: timedelta) -> None:
+        if sync is None:
+            sync = LeadSync(crm=self.crm, object=object_name, record_id=record.id, status="pending_visitor",
+                            record_created_at=record.created_at, first_seen_at=now)
+        sync.last_checked_at = now
+        sync.attempts += 1
+        if person is None:
+            if sync.status in ("pending_visitor", "no_web_journey"):
+                sync.status = "pending_visitor" if now - sync.first_seen_at < wait else "no_web_journey"
+            session.add(sync)
+            return
+        sync.status = "enriched"
+        sync.visitor_ids = sorted(person.visitor_ids)
+        if result is not None and result.ok:
+            sync.written = {**sync.written, **values}
+            sync.last_written_at = now
+        elif result is not None:
+            session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,
+                                   code=result.code or "WRITE_FAILED", message=(result.message or "")[:2000],
+                                   payload={"values": values}))
+        session.add(sync)
+        key = crm_record_key(self.crm, object_name, record.id)
+        upsert(session, Identity, [{"visitor_id": visitor, "kind": CRM_RECORD, "value": key, "first_seen_at": now,
+                                    "last_seen_at": now} for visitor in person.visitor_ids],
+               ["kind", "value", "visitor_id"])
+
+    # -- who is it? -----------------------------------------------------------------------
+
+    def people(self, session: Session, object_mapping: ObjectMapping,
+               records: list[LeadRecord]) -> dict[str, Person]:
+        match = object_mapping.match
+        converted_from = self.converted_leads(records) if object_mapping.object == "Contact" else {}
+        found: dict[str, Person] = {}
+        for record in records:
+            visitor = record.fields.get(match.get("visitor_id", ""), None) if match.get("visitor_id") else None
+            ga = normalise_ga_client_id(str(record.fields.get(match["ga_client_id"]) or "")) \
+                if match.get("ga_client_id") else None
+            email = hash_email(str(record.fields.get(match["email"]) or "")) if match.get("email") else None
+            lead = converted_from.get(record.id)
+            visitor_ids = [visitor] if visitor else []
+            converted_at = record.created_at
+            if lead is not None:
+                lead_sync = session.get(LeadSync, (self.crm, "Lead", lead["Id"]))
+                visitor_ids += lead_sync.visitor_ids if lead_sync else []
+                converted_at = lead["created_at"]
+            person = find_person(session, visitor_ids=visitor_ids, ga_client_ids=[ga] if ga else [],
+                                 email_hashes=[email] if email else [])
+            if person.visitor_ids:
+                found[record.id] = Person(person.visitor_ids, converted_at)
+        return found
+
+    def converted_leads(self, contacts: list[LeadRecord]) -> dict[str, dict[str, Any]]:
+        """Salesforce: the lead each contact was converted from (its creation is the conversion)."""
+        from adapters.salesforce import parse_datetime
+
+        ids = ", ".join(f"'{record.id}'" for record in contacts)
+        if not ids:
+            return {}
+        rows = self.adapter.query(f"SELECT Id, CreatedDate, ConvertedContactId FROM Lead WHERE ConvertedContactId "
+                                  f"IN ({ids})")
+        return {row["ConvertedContactId"]: {"Id": row["Id"], "created_at": parse_datetime(row["CreatedDate"])}
+                for row in rows}
+
+    def deal_people(self, deals: list[LeadRecord]) -> dict[str, Person]:
+        """A deal's person is its primary (else first) contact; the contact's own enrichment
+        (visitors, conversion time) is reused."""
+        refs = self.adapter.people_of_deals([deal.id for deal in deals])
+        found: dict[str, Person] = {}
+        with self.ctx.store.session(readonly=True) as session:
+            for deal in deals:
+                for ref in refs.get(deal.id, []):
+                    sync = session.get(LeadSync, (self.crm, ref.object, ref.id))
+                    if sync and sync.visitor_ids:
+                        found[deal.id] = Person(set(sync.visitor_ids), sync.record_created_at or deal.created_at)
+                        break
+        return found
