@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BATCH_LIMIT = 100
 SEARCH_PAGE = 200
+EXCLUDE_LIMIT = 100
 ASSOCIATION_BATCH = 1000
 MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
 KIND_BY_TYPE = {"string": "string", "number": "number", "datetime": "datetime", "date": "date",
@@ -73,7 +75,7 @@ class HubSpotAdapter:
                  ca_bundle: str | None = None, timeout: float = 30.0, max_daily_share: float = 0.5,
                  policy: RetryPolicy | None = None, counter: CallCounter | None = None,
                  won_stages: list[str] | None = None, company_currency: str = "",
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.credentials = credentials
         self.host = host.rstrip("/")
         self.timeout = (min(10.0, timeout), timeout)
@@ -82,8 +84,8 @@ class HubSpotAdapter:
         self.max_daily_share = max_daily_share
         self.configured_won_stages = list(won_stages or [])
         self.configured_currency = company_currency
-        self.limiter = SlidingWindowLimiter(100, 10.0, sleep=sleep)
-        self.search_limiter = SlidingWindowLimiter(4, 1.0, sleep=sleep)
+        self.limiter = SlidingWindowLimiter(100, 10.0, clock=monotonic, sleep=sleep)
+        self.search_limiter = SlidingWindowLimiter(4, 1.0, clock=monotonic, sleep=sleep)
         self.daily_limit: int | None = None
         self.daily_remaining: int | None = None
         self._lock = threading.Lock()
@@ -109,14 +111,24 @@ class HubSpotAdapter:
 
     # -- the guarded call ---------------------------------------------------------------
 
-    def _call(self, what: str, api: str, method: str, *args: Any, search: bool = False, **kwargs: Any) -> Any:
-        """Call ``self.api[api].<method>_with_http_info``; returns ``(data, status)``."""
+    def _call(self, what: str, api: str, method: str, *args: Any, search: bool = False, raw: bool = False,
+              **kwargs: Any) -> Any:
+        """Call ``self.api[api].<method>_with_http_info``; returns ``(data, status)``.
+
+        ``raw=True`` skips the client's model deserialisation (it parses every timestamp with
+        dateutil, the bulk of the CPU on a large sync) and returns the decoded JSON body."""
         def attempt():
             (self.search_limiter if search else self.limiter).acquire()
             function = getattr(self.api[api], f"{method}_with_http_info")
             self.counter.add(self.name)
             try:
-                data, status, headers = function(*args, _request_timeout=self.timeout, **kwargs)
+                if raw:
+                    response = function(*args, _request_timeout=self.timeout, _preload_content=False, **kwargs)
+                    body = response.data
+                    response.release_conn()
+                    data, status, headers = _json(body), response.status, response.headers
+                else:
+                    data, status, headers = function(*args, _request_timeout=self.timeout, **kwargs)
             except Urllib3Error as exc:
                 raise TransientError(f"HubSpot {what}: {type(exc).__name__}") from None
             except Exception as exc:
@@ -269,66 +281,81 @@ class HubSpotAdapter:
 
     def iter_changed(self, object_name: str, fields: list[str], since: datetime, until: datetime,
                      extra_filters: list[dict[str, Any]] | None = None) -> Iterator[list[LeadRecord]]:
-        """Records modified in [since, until], oldest first, a page at a time (keyset windows)."""
+        """Records modified in [since, until], oldest first, a page at a time (keyset windows).
+
+        Each query starts at the newest timestamp read so far; records already read at that
+        very millisecond are excluded by id (up to ``EXCLUDE_LIMIT`` of them, keeping the body
+        under the 3,000-character cap); a millisecond holding more is drained by id."""
         modified = MODIFIED[object_name]
         properties = list(dict.fromkeys(["createdate", modified, *fields]))
         start, end = _ms(since), _ms(until)
+        extra = list(extra_filters or [])
+        seen: list[str] = []  # ids already read whose timestamp is `start`
         while start <= end:
-            page = self._search(object_name, properties, [
-                {"propertyName": modified, "operator": "GTE", "value": str(start)},
-                {"propertyName": modified, "operator": "LTE", "value": str(end)}, *(extra_filters or [])],
-                sort=modified)
+            if len(seen) > EXCLUDE_LIMIT:
+                yield from self._drain_millisecond(object_name, properties, modified, start, extra)
+                start, seen = start + 1, []
+                continue
+            if seen:
+                groups = [[{"propertyName": modified, "operator": "EQ", "value": str(start)},
+                           {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": seen}, *extra],
+                          [{"propertyName": modified, "operator": "GT", "value": str(start)},
+                           {"propertyName": modified, "operator": "LTE", "value": str(end)}, *extra]]
+            else:
+                groups = [[{"propertyName": modified, "operator": "GTE", "value": str(start)},
+                           {"propertyName": modified, "operator": "LTE", "value": str(end)}, *extra]]
+            page = self._search(object_name, properties, groups, sort=modified)
             records = [self._record(object_name, item, modified) for item in page]
             if not records:
                 return
-            newest = max(_ms(record.modified_at) for record in records)
-            if len(records) == SEARCH_PAGE and newest == start:
-                # A whole page in one millisecond: drain it by id, then move past it.
-                yield from self._drain_millisecond(object_name, properties, modified, start, extra_filters)
-                start += 1
-                continue
             yield records
             if len(records) < SEARCH_PAGE:
                 return
-            start = newest  # inclusive: records sharing `newest` are read again, never skipped
+            newest = max(_ms(record.modified_at) for record in records)
+            at_newest = [record.id for record in records if _ms(record.modified_at) == newest]
+            seen = seen + at_newest if newest == start else at_newest
+            start = newest
 
     def _drain_millisecond(self, object_name, properties, modified, moment, extra_filters):
         after_id = "0"
         while True:
-            page = self._search(object_name, properties, [
+            page = self._search(object_name, properties, [[
                 {"propertyName": modified, "operator": "EQ", "value": str(moment)},
-                {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}, *(extra_filters or [])],
+                {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}, *(extra_filters or [])]],
                 sort="hs_object_id")
             if not page:
                 return
             yield [self._record(object_name, item, modified) for item in page]
             if len(page) < SEARCH_PAGE:
                 return
-            after_id = str(max(int(item.id) for item in page))
+            after_id = str(max(int(item["id"]) for item in page))
 
-    def _search(self, object_name: str, properties: list[str], filters: list[dict[str, Any]], sort: str) -> list:
-        body = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+    def _search(self, object_name: str, properties: list[str], groups: list[list[dict[str, Any]]],
+                sort: str) -> list:
+        body = {"filterGroups": [{"filters": filters} for filters in groups],
+                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
                 "properties": properties, "limit": SEARCH_PAGE, "after": "0"}
-        data, _ = self._call(f"search {object_name}", f"{object_name}.search", "do_search", body, search=True)
-        if data is None:
-            raise RemoteError(f"HubSpot search {object_name} answered with an unexpected status")
-        return list(data.results or [])
+        data, status = self._call(f"search {object_name}", f"{object_name}.search", "do_search", body, search=True,
+                                  raw=True)
+        if status != 200 or "results" not in data:
+            raise RemoteError(f"HubSpot search {object_name} answered HTTP {status} without results")
+        return list(data["results"])
 
     @staticmethod
-    def _record(object_name: str, item: Any, modified: str) -> LeadRecord:
-        properties = dict(item.properties or {})
-        return LeadRecord(object=object_name, id=str(item.id),
-                          created_at=_parse(properties.get("createdate")) or item.created_at,
-                          modified_at=_parse(properties.get(modified)) or item.updated_at,
+    def _record(object_name: str, item: dict[str, Any], modified: str) -> LeadRecord:
+        properties = dict(item.get("properties") or {})
+        return LeadRecord(object=object_name, id=str(item["id"]),
+                          created_at=_parse(properties.get("createdate") or item.get("createdAt")),
+                          modified_at=_parse(properties.get(modified) or item.get("updatedAt")),
                           fields=properties)
 
     def records_by_id(self, object_name: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), BATCH_LIMIT):
             body = {"inputs": [{"id": i} for i in ids[start:start + BATCH_LIMIT]], "properties": fields}
-            data, _ = self._call(f"read {object_name}", f"{object_name}.batch", "read", body)
-            for item in getattr(data, "results", None) or []:
-                found[str(item.id)] = dict(item.properties or {})
+            data, _ = self._call(f"read {object_name}", f"{object_name}.batch", "read", body, raw=True)
+            for item in data.get("results") or []:
+                found[str(item["id"])] = dict(item.get("properties") or {})
         return found
 
     # -- writes -----------------------------------------------------------------------
@@ -350,19 +377,28 @@ class HubSpotAdapter:
                                                               for k, v in update.values.items()}}
                            for update in batch]}
         try:
-            data, status = self._call(f"update {len(batch)} {object_name}", f"{object_name}.batch", "update", body)
+            data, status = self._call(f"update {len(batch)} {object_name}", f"{object_name}.batch", "update", body,
+                                      raw=True)
         except HubSpotRequestError as exc:
             if exc.status not in (400, 404):
                 raise
-            if len(batch) > 1:  # one bad record fails the whole batch: split until it is alone
-                middle = len(batch) // 2
-                return (self._update_batch(object_name, batch[:middle]) +
-                        self._update_batch(object_name, batch[middle:]))
-            return [WriteResult(batch[0], False, *_validation_detail(exc.body))]
+            if len(batch) == 1:
+                return [WriteResult(batch[0], False, *_validation_detail(exc.body))]
+            # One bad value fails the whole batch. The error names the property (and usually
+            # the value): set those records aside and resend the rest; if it cannot tell, split.
+            offenders = _offenders(batch, exc.body)
+            if offenders and len(offenders) < len(batch):
+                code, message = _validation_detail(exc.body)
+                rest = [update for update in batch if update not in offenders]
+                return ([WriteResult(update, False, code, message) for update in offenders]
+                        + self._update_batch(object_name, rest))
+            middle = len(batch) // 2
+            return (self._update_batch(object_name, batch[:middle]) +
+                    self._update_batch(object_name, batch[middle:]))
         failed: dict[str, tuple[str, str]] = {}
-        for error in getattr(data, "errors", None) or []:  # 207: some ids failed, the rest landed
-            for record_id in (error.context or {}).get("ids", []):
-                failed[str(record_id)] = (error.category or "ERROR", error.message or "")
+        for error in data.get("errors") or []:  # 207: some ids failed, the rest landed
+            for record_id in (error.get("context") or {}).get("ids", []):
+                failed[str(record_id)] = (error.get("category") or "ERROR", error.get("message") or "")
         if status not in (200, 207):
             raise RemoteError(f"HubSpot batch update answered HTTP {status}")
         return [WriteResult(update, update.id not in failed, *failed.get(update.id, ("", ""))) for update in batch]
@@ -405,15 +441,15 @@ class HubSpotAdapter:
         while pending:
             batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
             data, _ = self._call("read deal contacts", "associations", "get_page", "deals", "contacts",
-                                 {"inputs": batch})
-            for result in getattr(data, "results", None) or []:
-                deal_id = str(result._from.id)
+                                 {"inputs": batch}, raw=True)
+            for result in data.get("results") or []:
+                deal_id = str(result["from"]["id"])
                 refs = people.setdefault(deal_id, [])
-                for target in result.to or []:
-                    contact = str(target.to_object_id)
+                for target in result.get("to") or []:
+                    contact = str(target["toObjectId"])
                     if all(ref.id != contact for ref in refs):
                         refs.append(PersonRef("contacts", contact, primary=not refs))
-                after = getattr(getattr(result.paging, "next", None), "after", None) if result.paging else None
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
                 if after:
                     pending.append({"id": deal_id, "after": after})
         return people
@@ -435,6 +471,21 @@ class HubSpotRequestError(RemoteError):
 
     status: int = 0
     body: dict
+
+
+def _offenders(batch: list[LeadUpdate], body: dict) -> list[LeadUpdate]:
+    """The updates a whole-batch VALIDATION_ERROR is about: those carrying the named property
+    (with the quoted value, when the message quotes one)."""
+    problems: list[tuple[str, str | None]] = []
+    for error in body.get("errors") or []:
+        names = ((error.get("context") or {}).get("propertyName") or [])
+        quoted = re.match(r'^"(.*?)"', error.get("message", ""))
+        problems += [(name, quoted.group(1) if quoted else None) for name in names]
+    if not problems:
+        return []
+    return [update for update in batch
+            if any(name in update.values and (value is None or str(update.values[name]) == value)
+                   for name, value in problems)]
 
 
 def _validation_detail(body: dict) -> tuple[str, str]:

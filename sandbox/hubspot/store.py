@@ -97,8 +97,8 @@ class Store:
         self.ids = itertools.count(100_001)
         self._sequence = itertools.count()
         self._pending: list[_Pending] = []
-        # search index over the searchable last-modified value: sorted (ms, sequence, id)
-        self._index: dict[str, list[tuple[int, int, str]]] = {"contacts": [], "deals": []}
+        # search index over the searchable last-modified value: sorted (ms, numeric id)
+        self._index: dict[str, list[tuple[int, int]]] = {"contacts": [], "deals": []}
         self._indexed: dict[str, dict[str, tuple[int, int]]] = {"contacts": {}, "deals": {}}
         self.associations: dict[str, set[str]] = {}  # deal id → contact ids
 
@@ -206,17 +206,18 @@ class Store:
         if record is None:
             return
         record.searchable = snapshot
-        ms = to_ms(snapshot[MODIFIED[object_type]])
-        entry = (ms, next(self._sequence), record_id)
-        index = self._index[object_type]
-        self._indexed[object_type][record_id] = entry[:2]
+        index, current = self._index[object_type], self._indexed[object_type]
+        old = current.get(record_id)
+        if old is not None:
+            position = bisect.bisect_left(index, old)
+            if position < len(index) and index[position] == old:
+                del index[position]
+        entry = (to_ms(snapshot[MODIFIED[object_type]]), int(record_id))
+        current[record_id] = entry
         if not index or index[-1] <= entry:
             index.append(entry)
         else:
             bisect.insort(index, entry)
-        if len(index) > 2 * len(self._indexed[object_type]) + 1024:
-            current = self._indexed[object_type]
-            self._index[object_type] = [e for e in index if current.get(e[2]) == e[:2]]
 
     def catch_up_index(self) -> None:
         """Make searchable every write whose index lag has passed."""
@@ -227,18 +228,18 @@ class Store:
 
     # -- search --------------------------------------------------------------------------
 
-    def searchable(self, object_type: str, low_ms: int | None, high_ms: int | None) -> Iterator[Record]:
-        """Searchable, non-archived records, oldest last-modified first, within bounds if given."""
+    def index_range(self, object_type: str, low_ms: int | None, high_ms: int | None) -> tuple[int, int]:
+        """Positions [start, end) of the index entries with low_ms <= modified <= high_ms."""
         self.catch_up_index()
-        index, current = self._index[object_type], self._indexed[object_type]
-        position = bisect.bisect_left(index, (low_ms,)) if low_ms is not None else 0
-        while position < len(index):
-            ms, sequence, record_id = index[position]
-            position += 1
-            if high_ms is not None and ms > high_ms:
-                return
-            if current.get(record_id) != (ms, sequence):
-                continue
-            record = self.records[object_type][record_id]
-            if not record.archived and record.searchable is not None:
+        index = self._index[object_type]
+        start = bisect.bisect_left(index, (low_ms, -1)) if low_ms is not None else 0
+        end = bisect.bisect_right(index, (high_ms, float("inf"))) if high_ms is not None else len(index)
+        return start, max(start, end)
+
+    def indexed(self, object_type: str, start: int, end: int) -> Iterator[Record]:
+        """Searchable records at index positions [start, end), oldest last-modified first."""
+        records = self.records[object_type]
+        for _, record_id in self._index[object_type][start:end]:
+            record = records[str(record_id)]
+            if not record.archived:
                 yield record
