@@ -80,6 +80,7 @@ class HubSpotSandbox:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._server: RunningServer | None = None
+        self.before_request = None
         self.router = self._routes()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -179,6 +180,8 @@ class HubSpotSandbox:
     # -- HTTP --------------------------------------------------------------------------------
 
     def __call__(self, request: Request) -> Response:
+        if self.before_request is not None and not request.path.startswith("/_sandbox/"):
+            self.before_request(request)  # a test's hook: "while the daemon is paging, a rep creates a lead"
         if request.path.startswith("/_sandbox/"):
             handler = self.router.resolve(request)
             try:

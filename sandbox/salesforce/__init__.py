@@ -80,6 +80,7 @@ class SalesforceSandbox:
         self._cursors: dict[str, _Cursor] = {}
         self._lock = threading.RLock()
         self._server: RunningServer | None = None
+        self.before_request = None
         self.tls = make_tls_files(self.data_dir / "tls")
         self.router = self._routes()
 
@@ -191,6 +192,8 @@ class SalesforceSandbox:
     # -- HTTP ---------------------------------------------------------------------------
 
     def __call__(self, request: Request) -> Response:
+        if self.before_request is not None and not request.path.startswith("/_sandbox/"):
+            self.before_request(request)  # a test's hook: "while the daemon is paging, a rep creates a lead"
         if request.path.startswith("/_sandbox/"):
             handler = self.router.resolve(request)
             try:
