@@ -114,10 +114,31 @@ class StageChange:
     reason: str = ""
 
 
+@dataclass
+class Allowance:
+    """A daily API allowance as last reported by the remote, and closedloop's share of it."""
+
+    share: float
+    used: int | None = None
+    total: int | None = None
+    unit: str = "API calls"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used is not None and bool(self.total) and self.used >= self.share * self.total
+
+    def describe(self) -> str:
+        if not self.total:
+            return "not reported yet"
+        return (f"{self.used}/{self.total} daily {self.unit} used; closedloop stops writing at "
+                f"{self.share:.0%}" + (" — writes paused" if self.exhausted else ""))
+
+
 class CRMAdapter(Protocol):
     """What the jobs need from a CRM. Writes are batched: 200 (Salesforce) / 100 (HubSpot) per call."""
 
     name: str
+    allowance: Allowance
 
     def describe_fields(self, object_name: str) -> dict[str, FieldSpec]: ...
 

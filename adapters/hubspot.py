@@ -32,7 +32,7 @@ from hubspot import HubSpot
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from adapters.base import Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
 from adapters.errors import AuthError, BudgetExhausted, ConfigError, RateLimited, RemoteError, TransientError
 from adapters.http import CallCounter
 from adapters.ratelimit import SlidingWindowLimiter
@@ -81,13 +81,11 @@ class HubSpotAdapter:
         self.timeout = (min(10.0, timeout), timeout)
         self.policy = policy or RetryPolicy(max_wait=15.0)
         self.counter = counter or CallCounter()
-        self.max_daily_share = max_daily_share
+        self.allowance = Allowance(max_daily_share)
         self.configured_won_stages = list(won_stages or [])
         self.configured_currency = company_currency
         self.limiter = SlidingWindowLimiter(100, 10.0, clock=monotonic, sleep=sleep)
         self.search_limiter = SlidingWindowLimiter(4, 1.0, clock=monotonic, sleep=sleep)
-        self.daily_limit: int | None = None
-        self.daily_remaining: int | None = None
         self._lock = threading.Lock()
         options: dict[str, Any] = {"host": self.host, "retry": Retry(total=0, raise_on_status=False)}
         if ca_bundle:
@@ -175,10 +173,8 @@ class HubSpotAdapter:
         """Learn the limits from the response headers (all optional)."""
         get = headers.get if hasattr(headers, "get") else (lambda key, default=None: default)
         daily, remaining_daily = _int(get("X-HubSpot-RateLimit-Daily")), _int(get("X-HubSpot-RateLimit-Daily-Remaining"))
-        if daily is not None:
-            self.daily_limit = daily
-        if remaining_daily is not None:
-            self.daily_remaining = remaining_daily
+        if daily is not None and remaining_daily is not None:
+            self.allowance.total, self.allowance.used = daily, daily - remaining_daily
         if not search:
             limit, remaining = _int(get("X-HubSpot-RateLimit-Max")), _int(get("X-HubSpot-RateLimit-Remaining"))
             interval = _int(get("X-HubSpot-RateLimit-Interval-Milliseconds"))
@@ -189,17 +185,8 @@ class HubSpotAdapter:
 
     def check_budget(self) -> None:
         """Stop before closedloop has used its share of the daily allowance."""
-        if self.daily_limit and self.daily_remaining is not None:
-            used = self.daily_limit - self.daily_remaining
-            if used >= self.max_daily_share * self.daily_limit:
-                raise BudgetExhausted(f"HubSpot: {used}/{self.daily_limit} daily API calls used; closedloop stops "
-                                      f"writing at {self.max_daily_share:.0%}")
-
-    def budget_description(self) -> str:
-        if not self.daily_limit or self.daily_remaining is None:
-            return "unknown"
-        return (f"{self.daily_limit - self.daily_remaining}/{self.daily_limit} daily API calls used "
-                f"(closedloop stops writing at {self.max_daily_share:.0%})")
+        if self.allowance.exhausted:
+            raise BudgetExhausted(f"HubSpot: {self.allowance.describe()} until the daily count resets")
 
     def _refresh_token(self, options: dict[str, Any]) -> str:
         client = HubSpot(**options)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterator, TypeVar
@@ -31,7 +30,7 @@ from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSess
                                           SalesforceMalformedRequest, SalesforceRefusedRequest,
                                           SalesforceResourceNotFound)
 
-from adapters.base import Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
 from adapters.errors import (AuthError, BudgetExhausted, ClosedloopError, ConfigError, RemoteError,
                              TransientError)
 from adapters.http import CallCounter, make_session
@@ -55,24 +54,6 @@ TOOLING_TYPE = {"string": ("Text", {"length": 255}), "number": ("Number", {"prec
 RETRYABLE_RECORD_CODES = {"UNABLE_TO_LOCK_ROW"}
 
 
-@dataclass
-class ApiBudget:
-    """The org's daily API allowance as last reported, and closedloop's share of it."""
-
-    share: float
-    used: int | None = None
-    total: int | None = None
-
-    @property
-    def exhausted(self) -> bool:
-        return self.used is not None and self.total is not None and self.used >= self.share * self.total
-
-    def describe(self) -> str:
-        if self.total is None:
-            return "unknown"
-        return f"{self.used}/{self.total} daily API requests used (closedloop stops writing at {self.share:.0%})"
-
-
 class SalesforceAdapter:
     """One Salesforce org. Thread-safe enough for one job at a time per instance."""
 
@@ -90,7 +71,7 @@ class SalesforceAdapter:
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self.counter = counter or CallCounter()
-        self.budget = ApiBudget(max_daily_share)
+        self.allowance = Allowance(max_daily_share, unit="API requests")
         self.query_batch = query_batch
         self.http = make_session(timeout=timeout, ca_bundle=ca_bundle, counter=self.counter, system=self.name)
         # Session-level, so simple-salesforce's replay after a re-login keeps it.
@@ -170,12 +151,12 @@ class SalesforceAdapter:
     def _read_usage(self, sf: Salesforce) -> None:
         usage = sf.api_usage.get("api-usage") if sf.api_usage else None
         if usage is not None:
-            self.budget.used, self.budget.total = usage.used, usage.total
+            self.allowance.used, self.allowance.total = usage.used, usage.total
 
     def check_budget(self) -> None:
         """Raise :class:`BudgetExhausted` when closedloop's share of the daily allowance is used."""
-        if self.budget.exhausted:
-            raise BudgetExhausted(f"Salesforce: {self.budget.describe()}; writes paused until usage drops")
+        if self.allowance.exhausted:
+            raise BudgetExhausted(f"Salesforce: {self.allowance.describe()} until usage drops")
 
     # -- metadata ---------------------------------------------------------------------
 

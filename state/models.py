@@ -185,3 +185,18 @@ class JobRun(SQLModel, table=True):
     records_read: int = 0
     records_written: int = 0
     message: Optional[str] = Field(default=None, max_length=2000)
+
+
+class ApiBudget(SQLModel, table=True):
+    """The latest API allowance a remote reported, so ``closedloop status`` (another process)
+    can say how much is used and whether closedloop paused its writes."""
+
+    __tablename__ = "api_budgets"
+
+    system: str = Field(primary_key=True, max_length=32)
+    used: Optional[int] = None
+    total: Optional[int] = None
+    share: float = 0.5
+    paused: bool = False
+    description: str = Field(default="", max_length=500)
+    updated_at: datetime = _when(default_factory=utcnow)

@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from adapters.errors import ClosedloopError, ConfigError
 from state import SchemaOutdated, Store
-from state.models import Cursor, DeadLetter, JobRun
+from state.models import ApiBudget, Cursor, DeadLetter, JobRun
 from sync.config import Config, load_config
 from sync.logs import configure_logging, redact
 
@@ -230,11 +230,17 @@ def status(config_path: Path | None) -> None:
                 "-" if backlog is None else str(backlog),
                 str(dead),
             )
-            if run and run.outcome == "failed" and run.message:
+            if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)
     for note in notes:
         console.print(f"[red]last failure[/red] {note}", highlight=False)
+    with store.session(readonly=True) as session:
+        budgets = session.exec(select(ApiBudget).order_by(ApiBudget.system)).all()
+    for budget in budgets:
+        style = "red" if budget.paused else "green"
+        console.print(f"[{style}]API budget[/{style}] {budget.system}: {budget.description} "
+                      f"({_ago(now, budget.updated_at)})", highlight=False)
 
 
 @main.command()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar
 
-from adapters.errors import ClosedloopError
+from adapters.errors import BudgetExhausted, ClosedloopError
 from state import Store
 from state.models import JobRun
 from sync.config import Config
@@ -90,14 +90,14 @@ class Job(ABC):
 @dataclass
 class RunOutcome:
     job: str
-    outcome: str  # ok | failed | interrupted | locked
+    outcome: str  # ok | failed | interrupted | locked | paused (an API allowance is used up)
     result: JobResult
     error: str = ""
     seconds: float = 0.0
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome in ("ok", "locked", "interrupted")
+        return self.outcome in ("ok", "locked", "interrupted", "paused")
 
 
 class JobRunner:
@@ -150,6 +150,9 @@ class JobRunner:
             log.info("job %s stopped for shutdown after committed work (read %d, wrote %d)",
                      job.name, ctx.result.records_read, ctx.result.records_written)
             return RunOutcome(job.name, "interrupted", ctx.result)
+        except BudgetExhausted as exc:
+            log.warning("job %s paused: %s", job.name, exc.user_message)
+            return RunOutcome(job.name, "paused", ctx.result, exc.user_message)
         except ClosedloopError as exc:
             log.error("job %s failed: %s", job.name, exc.user_message)
             return RunOutcome(job.name, "failed", ctx.result, exc.user_message)

@@ -34,6 +34,7 @@ from mappings.model import ObjectMapping
 from state.models import Cursor, DeadLetter, Identity, LeadSync
 from state.upsert import upsert
 from sync import metrics
+from sync.budgets import record_allowance
 from sync.config import Config
 from sync.hits import journey_settings, to_hit
 from sync.identity import hash_email, normalise_ga_client_id
@@ -97,7 +98,11 @@ class EnrichJob(Job):
 
     def run(self, ctx: JobContext) -> JobResult:
         for crm in ctx.connections.enabled_crms():
-            CrmEnricher(crm, ctx).run()
+            enricher = CrmEnricher(crm, ctx)
+            try:
+                enricher.run()
+            finally:
+                record_allowance(ctx.store, crm, enricher.adapter.allowance, ctx.now())
         return ctx.result
 
 

@@ -1,0 +1,67 @@
+"""The CRM-facing commands as a RevOps admin runs them: fields create, check, run, status."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from support import World
+
+
+@pytest.fixture
+def world(tmp_path):
+    world = World(tmp_path)
+    yield world
+    world.close()
+
+
+def closedloop(world, *args, config=None):
+    return subprocess.run([sys.executable, "-m", "sync.cli", *args, "--config", str(config or world.config_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **world.environ, "COLUMNS": "200"})
+
+
+def test_fields_create_then_check(world, tmp_path):
+    before = closedloop(world, "check")
+    assert before.returncode == 2
+    assert "no such field in salesforce — run `closedloop fields create`" in before.stderr
+    assert "CL_First_Click_Channel__c (first_click_channel)" in before.stderr
+    created = closedloop(world, "fields", "create")
+    assert created.returncode == 0, created.stderr
+    assert "salesforce: created Lead.CL_First_Click_Channel__c" in created.stdout
+    assert "hubspot: created contacts.cl_first_click_channel" in created.stdout
+    again = closedloop(world, "fields", "create")
+    assert "salesforce: 0 field(s) created" in again.stdout and "hubspot: 0 field(s) created" in again.stdout
+    after = closedloop(world, "check")
+    assert after.returncode == 0, after.stderr
+    assert "salesforce: credentials ok; mapping" in after.stdout and "ok" in after.stdout
+
+
+def test_check_names_the_mapping_line_at_fault(world, tmp_path):
+    closedloop(world, "fields", "create")
+    mapping = tmp_path / "my-salesforce.toml"
+    mapping.write_text('crm = "salesforce"\n\n[[object]]\nobject = "Lead"\n\n[object.fields]\n'
+                       'first_click_source = "CL_First_Click_Source__c"\nlast_click_source = "LeadSource"\n'
+                       'visit_count = "CL_Nope__c"\n')
+    config = tmp_path / "custom.toml"
+    config.write_text(world.config_path.read_text().replace('permission_set = "Closedloop_Integration"',
+                                                            'permission_set = "Closedloop_Integration"\n'
+                                                            f'mapping = "{mapping}"'))
+    result = closedloop(world, "check", config=config)
+    assert result.returncode == 2
+    assert f"{mapping}:9: Lead.CL_Nope__c (visit_count): no such field in salesforce" in result.stderr
+    assert "LeadSource" not in result.stderr  # an unrestricted picklist can hold free text
+
+
+def test_budget_pause_shows_in_status(world):
+    closedloop(world, "fields", "create")
+    world.salesforce.set_api_usage(8000, 10000)
+    world.salesforce.create("Lead", {"LastName": "Budget", "Company": "X", "Email": "b@x.example"})
+    run = closedloop(world, "run", "--once")
+    assert run.returncode == 0, run.stderr  # a used-up allowance pauses; it is not a failure
+    status = closedloop(world, "status")
+    assert "enrich" in status.stdout
+    line = next(line for line in status.stdout.splitlines() if "API budget salesforce" in line)
+    assert "/10000 daily API requests used; closedloop stops writing at 50% — writes paused" in line
