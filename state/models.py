@@ -200,3 +200,27 @@ class ApiBudget(SQLModel, table=True):
     paused: bool = False
     description: str = Field(default="", max_length=500)
     updated_at: datetime = _when(default_factory=utcnow)
+
+
+class RevenueLedger(SQLModel, table=True):
+    """What GA4 currently holds for one won deal, so later changes send exactly the difference.
+
+    ``version`` numbers the purchases: the first uses transaction id ``<crm>:<deal id>``, a
+    re-valued deal refunds it and sends ``<crm>:<deal id>:<version>``. ``status`` is ``sent``
+    (GA4 holds ``value``), ``refunded`` (reopened or lost), ``waiting`` (its person has no GA
+    client id yet) or ``skipped`` (never attributable; ``reason`` says why).
+    """
+
+    __tablename__ = "revenue_ledger"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    deal_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=16)
+    version: int = 0
+    value: Optional[str] = Field(default=None, max_length=40)
+    currency: Optional[str] = Field(default=None, max_length=3)
+    client_id: Optional[str] = Field(default=None, max_length=64)
+    reason: Optional[str] = Field(default=None, max_length=500)
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # the deal while it waits
+    first_seen_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)

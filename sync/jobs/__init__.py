@@ -8,11 +8,13 @@ from __future__ import annotations
 from sync.jobs.base import Job, JobContext, JobResult, JobRunner, StopRequested
 from sync.jobs.enrich import EnrichJob
 from sync.jobs.housekeeping import HousekeepingJob
+from sync.jobs.lifecycle import LifecycleJob
+from sync.jobs.revenue import RevenueJob
 
 
 def registry() -> list[type[Job]]:
     """Job classes in the order ``run --once`` runs them."""
-    return [EnrichJob, HousekeepingJob]
+    return [EnrichJob, RevenueJob, LifecycleJob, HousekeepingJob]
 
 
 __all__ = ["Job", "JobContext", "JobResult", "JobRunner", "StopRequested", "registry"]

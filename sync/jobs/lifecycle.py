@@ -1,0 +1,134 @@
+"""The lifecycle job: CRM stage changes to GA4's recommended lead events, once per stage.
+
+Which stage sends which event is configuration (``[lifecycle.salesforce]``,
+``[lifecycle.hubspot]``): e.g. Lead Status "Working - Contacted" → ``working_lead``,
+"Unqualified" → ``disqualify_lead``, a converted lead → ``close_convert_lead``, HubSpot
+lifecycle stages and deal stages likewise. Each event is sent once per (CRM, record, stage):
+the outbox's unique key is ``<crm>:<object>:<record>:<field>:<stage>``. Events carry
+``lead_source`` (the first-click source) and, for deal stages, the deal's value and currency.
+People with no GA client id get no event (there is nothing to join it to).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from adapters.base import StageChange
+from state.models import Cursor, OutboxEvent
+from state.upsert import upsert
+from sync import metrics
+from sync.budgets import record_allowance
+from sync.config import Config
+from sync.ga4_events import money, outbox_event, resolve_person
+from sync.hits import journey_settings
+from sync.jobs.base import Job, JobContext, JobResult
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.revenue import _row
+from sync.outbox import drain_outbox
+
+
+class LifecycleJob(Job):
+    name = "lifecycle"
+
+    @classmethod
+    def enabled(cls, config: Config) -> bool:
+        settings = config.settings
+        return settings.ga4.enabled and ((settings.salesforce.enabled and settings.lifecycle.salesforce.enabled) or
+                                         (settings.hubspot.enabled and settings.lifecycle.hubspot.enabled))
+
+    @classmethod
+    def interval_seconds(cls, config: Config) -> float:
+        return config.settings.schedule.lifecycle_seconds
+
+    def run(self, ctx: JobContext) -> JobResult:
+        for crm in ctx.connections.enabled_crms():
+            if not getattr(ctx.config.settings.lifecycle, crm).enabled:
+                continue
+            adapter = ctx.connections.adapter(crm)
+            try:
+                LifecycleSync(crm, ctx).run()
+            finally:
+                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
+        drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
+        ctx.result.records_written += drained.sent
+        return ctx.result
+
+
+class LifecycleSync:
+    def __init__(self, crm: str, ctx: JobContext) -> None:
+        self.crm, self.ctx = crm, ctx
+        self.adapter = ctx.connections.adapter(crm)
+        self.profile = PROFILES[crm]
+        self.rules = getattr(ctx.config.settings.lifecycle, crm)
+        self.settings = journey_settings(ctx.config)
+
+    def streams(self):
+        """(stream name, pages of StageChange) for this CRM."""
+        if self.crm == "salesforce":
+            return [("Lead", self.adapter.iter_lead_stages), ("Opportunity", self._deal_stages)]
+        return [("contacts", self.adapter.iter_contact_stages), ("deals", self._deal_stages)]
+
+    def _deal_stages(self, since: datetime, until: datetime):
+        for page in self.adapter.iter_deals(since, until):
+            yield [StageChange(self.profile.deal_object, deal.id, "dealstage" if self.crm == "hubspot" else "StageName",
+                               deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
+                               value=deal.amount, currency=deal.currency) for deal in page]
+
+    def event_for(self, change: StageChange) -> str:
+        """The configured GA4 event for a stage ("" when none)."""
+        if self.crm == "salesforce":
+            if change.stage_field == "IsConverted":
+                return self.rules.converted
+            if change.stage_field == "Status":
+                return self.rules.lead_status.get(change.stage, "")
+            return self.rules.lost_opportunity if change.stage == "Closed Lost" else ""
+        table = {"lifecyclestage": self.rules.lifecycle_stage, "hs_lead_status": self.rules.lead_status,
+                 "dealstage": self.rules.deal_stage}.get(change.stage_field, {})
+        return table.get(change.stage, "")
+
+    def run(self) -> None:
+        now = self.ctx.now()
+        until = now - self.profile.lag(self.ctx.config, self.crm)
+        for object_name, pages in self.streams():
+            stream = f"{LifecycleJob.name}:{object_name}"
+            with self.ctx.store.session(readonly=True) as session:
+                cursor = session.get(Cursor, (self.crm, stream))
+            since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) \
+                if cursor else now - INITIAL_WINDOW
+            for page in pages(since, until):
+                self.ctx.checkpoint()
+                if not page:
+                    continue
+                self.ctx.result.records_read += len(page)
+                metrics.records_read.labels(self.crm, object_name).inc(len(page))
+                newest = min(max(change.changed_at for change in page), until)
+                with self.ctx.store.session() as session:
+                    for change in page:
+                        self.record(session, change)
+                    upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": newest.isoformat(),
+                                              "updated_at": now}], ["crm", "stream"],
+                           lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+
+    def record(self, session: Session, change: StageChange) -> None:
+        name = self.event_for(change)
+        if not name or change.person is None:
+            return
+        key = f"{self.crm}:{change.object}:{change.record_id}:{change.stage_field}:{change.stage}"
+        if session.exec(select(OutboxEvent.id).where(OutboxEvent.idempotency_key == key)).first() is not None:
+            return
+        person = resolve_person(session, self.crm, [change.person], self.settings)
+        if person is None or not person.client_id:
+            return
+        params: dict = {}
+        if person.variables.get("first_click_source"):
+            params["lead_source"] = str(person.variables["first_click_source"])[:100]
+        if name == "working_lead":
+            params["lead_status"] = change.stage[:100]
+        if change.value is not None and change.value > 0 and change.currency:
+            params.update(value=money(Decimal(change.value)), currency=change.currency)
+        upsert(session, OutboxEvent, [_row(outbox_event(
+            key=key, kind="lifecycle", crm=self.crm, record_id=change.record_id, name=name,
+            client_id=person.client_id, params=params, occurred_at=change.changed_at, person=person))],
+            ["idempotency_key"])
