@@ -20,6 +20,7 @@ class World:
     closedloop exactly as a user runs it, minus the scheduler."""
 
     def __init__(self, tmp_path, extra_config: str = "", **suite_options) -> None:
+        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
