@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from adapters.errors import ClosedloopError, ConfigError
 from state import SchemaOutdated, Store
-from state.models import ApiBudget, Cursor, DeadLetter, JobRun
+from state.models import ApiBudget, Cursor, DeadLetter, JobRun, OutboxEvent
 from sync.config import Config, load_config
 from sync.logs import configure_logging, redact
 
@@ -322,6 +322,51 @@ def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int]) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     suite.stop()
+
+
+@main.group()
+def ga4() -> None:
+    """GA4 Measurement Protocol tools."""
+
+
+@ga4.command("validate")
+@config_option
+@click.option("--sample", default=10, show_default=True, help="How many queued (else recent) events to check.")
+def ga4_validate(config_path: Path | None, sample: int) -> None:
+    """Send a sample of outbox events to GA4's validation server and print its messages."""
+    from sync.connections import Connections
+    from sync.ga4 import validate_request
+    from sync.ga4_events import request_body
+
+    config, store = boot(config_path)
+    sender = Connections(config).ga4()
+    with store.session(readonly=True) as session:
+        events = session.exec(select(OutboxEvent).where(OutboxEvent.status == "pending")
+                              .order_by(OutboxEvent.id).limit(sample)).all() or \
+            session.exec(select(OutboxEvent).order_by(OutboxEvent.id.desc()).limit(sample)).all()
+    if not events:
+        click.echo("the outbox is empty: nothing to validate yet")
+        return
+    now = datetime.now(timezone.utc)
+    problems = 0
+    for event in events:
+        body = request_body([event], now)
+        local = validate_request(body)
+        remote = sender.validate_remotely(body)
+        label = f"{event.event_name} {event.idempotency_key} ({event.status})"
+        if not local and not remote:
+            click.echo(f"ok    {label}")
+            continue
+        problems += 1
+        click.echo(f"FAIL  {label}")
+        for problem in local:
+            click.echo(f"        local: {problem}")
+        for message in remote:
+            click.echo(f"        GA4 {message.get('validationCode')}: {message.get('fieldPath', '')} "
+                       f"{message.get('description')}")
+    click.echo(f"{len(events) - problems} of {len(events)} event(s) valid")
+    if problems:
+        raise ClosedloopError(f"{problems} event(s) would be rejected or dropped by GA4")
 
 
 def _ago(now: datetime, then: datetime) -> str:

@@ -173,3 +173,26 @@ def test_lifecycle_stages_become_lead_events_once(world):
     with world.store.session(readonly=True) as session:
         keys = {e.idempotency_key for e in session.exec(select(OutboxEvent)).all()}
     assert f"salesforce:Lead:{lead}:Status:Working - Contacted" in keys
+
+
+def test_ga4_validate_command(world):
+    import os
+    import subprocess
+    import sys
+
+    won_salesforce_deal(world, 8, 400, "https://www.example.com/?utm_source=google&utm_medium=cpc")
+    world.run("revenue")
+    env = {**os.environ, **world.environ}
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "ga4", "validate", "--config", str(world.config_path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ok    purchase salesforce:" in result.stdout and "1 of 1 event(s) valid" in result.stdout
+    with world.store.session() as session:  # an event GA4 would drop: a name over 40 characters
+        event = session.exec(select(OutboxEvent)).first()
+        session.add(OutboxEvent(idempotency_key="bad", kind="lifecycle", crm="salesforce", record_id="x",
+                                event_name="x" * 41, client_id=event.client_id,
+                                payload={**event.payload, "event": {"name": "x" * 41, "params": {}}}))
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "ga4", "validate", "--config", str(world.config_path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "GA4 NAME_INVALID" in result.stdout and "local: events[0].name" in result.stdout
