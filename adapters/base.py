@@ -97,6 +97,7 @@ class Deal:
     modified_at: datetime
     created_at: datetime
     people: list[PersonRef] = field(default_factory=list)
+    is_closed: bool = False
 
 
 @dataclass

@@ -105,6 +105,7 @@ class HubSpotAdapter:
         self._client_options = options
         self._describe_cache: dict[str, dict[str, FieldSpec]] = {}
         self._won_stages: set[str] | None = None
+        self._closed_stages: set[str] = set()
         self._stage_labels: dict[str, str] = {}
 
     # -- the guarded call ---------------------------------------------------------------
@@ -404,6 +405,8 @@ class HubSpotAdapter:
                     if metadata.get("isClosed") == "true" and _float(metadata.get("probability")) == 1.0:
                         stages.add(stage.id)
             self._won_stages = set(self.configured_won_stages) or stages
+            self._closed_stages = {stage.id for pipeline in data.results for stage in pipeline.stages
+                                   if (stage.metadata or {}).get("isClosed") == "true"}
         return self._won_stages
 
     def company_currency(self) -> str:
@@ -419,7 +422,8 @@ class HubSpotAdapter:
                         is_won=(r.fields.get("dealstage") or "") in won, amount=_decimal(r.fields.get("amount")),
                         currency=r.fields.get("deal_currency_code") or self.company_currency(),
                         closed_at=_parse(r.fields.get("closedate")), modified_at=r.modified_at,
-                        created_at=r.created_at, people=people.get(r.id, []))
+                        created_at=r.created_at, people=people.get(r.id, []),
+                        is_closed=(r.fields.get("dealstage") or "") in self._closed_stages)
                    for r in page]
 
     def people_of_deals(self, deal_ids: list[str]) -> dict[str, list[PersonRef]]:

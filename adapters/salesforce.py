@@ -327,7 +327,7 @@ class SalesforceAdapter:
                         is_won=bool(r.fields.get("IsWon")), amount=_decimal(r.fields.get("Amount")),
                         currency=r.fields.get("CurrencyIsoCode") or currency or self.org_currency(),
                         closed_at=_close_moment(r.fields.get("CloseDate")), modified_at=r.modified_at,
-                        created_at=r.created_at,
+                        created_at=r.created_at, is_closed=bool(r.fields.get("IsClosed")),
                         people=people.get(r.id) or ([PersonRef("Contact", r.fields["ContactId"])]
                                                     if r.fields.get("ContactId") else []))
                    for r in page]

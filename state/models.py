@@ -224,3 +224,39 @@ class RevenueLedger(SQLModel, table=True):
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # the deal while it waits
     first_seen_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
+
+
+class DealRecord(SQLModel, table=True):
+    """A local mirror of every deal/opportunity the jobs have read, for pipeline and revenue
+    reports that need no API calls."""
+
+    __tablename__ = "deals"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    deal_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=255)
+    stage: str = Field(default="", max_length=128)
+    is_won: bool = False
+    is_closed: bool = False
+    amount: Optional[str] = Field(default=None, max_length=40)
+    currency: str = Field(default="", max_length=3)
+    created_at: datetime = _when()
+    closed_at: Optional[datetime] = _when(default=None)
+    person_object: Optional[str] = Field(default=None, max_length=64)
+    person_id: Optional[str] = Field(default=None, max_length=64)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class Spend(SQLModel, table=True):
+    """Ad spend imported from CSV, for ROI and ROAS in the source report."""
+
+    __tablename__ = "spend"
+    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", name="uq_spend_day_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10)
+    channel: str = Field(default="", max_length=64)
+    source: str = Field(default="", max_length=256)
+    campaign: str = Field(default="", max_length=256)
+    cost: str = Field(max_length=40)
+    currency: str = Field(default="", max_length=3)

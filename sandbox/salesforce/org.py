@@ -123,9 +123,12 @@ class Org:
                created_at: datetime | None = None, validate: bool = False) -> str:
         sobject = self.sobject(object_name)
         record_id = self.ids.new(sobject.key_prefix)
-        now = _whole_second(created_at or self.clock.now())
+        # An explicit CreatedDate (orgs with "Set Audit Fields" may set it on insert) backdates
+        # the record's creation, but SystemModstamp always says when it was really written.
+        now = _whole_second(self.clock.now())
+        created = _whole_second(created_at) if created_at else now
         user = user_id or getattr(self, "integration_user", record_id)
-        record: dict[str, Any] = {"Id": record_id, "IsDeleted": False, "CreatedDate": now, "CreatedById": user,
+        record: dict[str, Any] = {"Id": record_id, "IsDeleted": False, "CreatedDate": created, "CreatedById": user,
                                   "LastModifiedDate": now, "LastModifiedById": user, "SystemModstamp": now}
         if "OwnerId" in sobject.fields:
             record["OwnerId"] = getattr(self, "sales_rep", user)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from sqlmodel import Session, col, func, select
 
 from adapters.base import Deal, PersonRef
-from state.models import Cursor, OutboxEvent, RevenueLedger
+from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
 from sync import metrics
 from sync.budgets import record_allowance
@@ -47,7 +47,8 @@ class RevenueJob(Job):
 
     @classmethod
     def enabled(cls, config: Config) -> bool:
-        return config.settings.ga4.enabled and (config.settings.salesforce.enabled or config.settings.hubspot.enabled)
+        # Deals are mirrored for the reports whether or not GA4 is on; revenue is sent only with GA4.
+        return config.settings.salesforce.enabled or config.settings.hubspot.enabled
 
     @classmethod
     def interval_seconds(cls, config: Config) -> float:
@@ -65,10 +66,11 @@ class RevenueJob(Job):
                 RevenueSync(crm, ctx).run()
             finally:
                 record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
-        drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
-        ctx.result.records_written += drained.sent
-        if drained.stopped_by:
-            ctx.result.message = f"GA4 unreachable, events stay queued: {drained.stopped_by}"
+        if ctx.config.settings.ga4.enabled:
+            drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
+            ctx.result.records_written += drained.sent
+            if drained.stopped_by:
+                ctx.result.message = f"GA4 unreachable, events stay queued: {drained.stopped_by}"
         return ctx.result
 
 
@@ -97,8 +99,10 @@ class RevenueSync:
             self.ctx.result.records_read += len(page)
             newest = min(max(deal.modified_at for deal in page), until)
             with self.ctx.store.session() as session:
+                mirror_deals(session, self.crm, page, now)
                 for deal in page:
-                    self.apply(session, deal, now)
+                    if self.ga4.enabled:
+                        self.apply(session, deal, now)
                 upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": newest.isoformat(),
                                           "updated_at": now}], ["crm", "stream"],
                        lambda table, new: {"value": new.value, "updated_at": new.updated_at})
@@ -106,6 +110,8 @@ class RevenueSync:
 
     def recheck_waiting(self, now: datetime) -> None:
         """Deals that waited for their person's GA client id: try again from their snapshot."""
+        if not self.ga4.enabled:
+            return
         with self.ctx.store.session() as session:
             waiting = session.exec(select(RevenueLedger).where(RevenueLedger.crm == self.crm,
                                                                RevenueLedger.status == "waiting")
@@ -181,6 +187,19 @@ class RevenueSync:
             key=f"{self.crm}:{deal.id}:refund:{ledger.version}", kind="refund", crm=self.crm, record_id=deal.id,
             name="refund", client_id=ledger.client_id, params=params, occurred_at=now, person=None))],
             ["idempotency_key"])
+
+
+def mirror_deals(session: Session, crm: str, deals: list[Deal], now: datetime) -> None:
+    """Keep the local deal mirror (``deals`` table) current for the reports."""
+    rows = [{"crm": crm, "deal_id": d.id, "name": d.name[:255], "stage": d.stage[:128], "is_won": d.is_won,
+             "is_closed": d.is_closed or d.is_won, "amount": None if d.amount is None else str(d.amount),
+             "currency": d.currency, "created_at": d.created_at, "closed_at": d.closed_at,
+             "person_object": d.people[0].object if d.people else None,
+             "person_id": d.people[0].id if d.people else None, "updated_at": now} for d in deals]
+    upsert(session, DealRecord, rows, ["crm", "deal_id"], lambda table, new: {
+        column: getattr(new, column) for column in ("name", "stage", "is_won", "is_closed", "amount", "currency",
+                                                    "created_at", "closed_at", "person_object", "person_id",
+                                                    "updated_at")})
 
 
 def _row(event: OutboxEvent) -> dict:
