@@ -1,13 +1,35 @@
-"""GA4's default channel group, rule by rule, so closedloop and GA4 name channels the same way.
+"""GA4's default channel group, rule by rule, so that closedloop and GA4 name channels alike.
 
-Source: "[GA4] Default channel group", https://support.google.com/analytics/answer/9756891
-(section "Channels for manual traffic"), cross-checked against third-party transcriptions of
-the same table (see ``sync/data/SOURCES.md``). Rules are evaluated in Google's order and the
-first match wins; matching is case-insensitive, as GA4's is. "Source matches a list of ...
-sites" uses Google's published source-category list, shipped in
-``sync/data/ga4_source_categories.csv``.
+Sources
+-------
+- Google, "[GA4] Default channel group", https://support.google.com/analytics/answer/9756891,
+  section "Channels for manual traffic": the rules below, their order, and the downloadable list
+  of search, social, shopping and video sites that "Source matches a list of ... sites" refers to
+  (shipped as ``sync/data/ga4_source_categories.csv``; provenance in ``sync/data/SOURCES.md``).
+- Cross-checked against Velir/dbt-ga4, ``macros/default_channel_grouping.sql`` at commit
+  9dfdbd4fd24f4785cb3763bac91ba5004002a31e ("Align default channel groupings with GA4 docs"),
+  whose comments quote Google's table rule by rule and which is the source of :data:`RULES`'
+  wording.
 
-Every classification says which rule matched and why, for ``closedloop explain``.
+How the rules are applied
+-------------------------
+- In Google's order; the first rule that matches wins (:data:`RULES`).
+- Case-insensitively ("Analytics does not enforce case sensitivity"): values are lower-cased
+  before matching. A regular expression must match the whole value, as GA4's "matches regex"
+  does.
+- "Source matches a list of X sites" means the source is, exactly, a row of X in Google's list.
+- ``Source = email|e-mail|e_mail|e mail`` (Email) is read as "equals one of", like GA4's
+  "matches regex" (a full match). dbt-ga4 uses a substring match there instead, which would put
+  ``utm_medium=email-newsletter`` in Email; GA4's wording does not support that.
+- An empty source or medium is GA4's ``(not set)``.
+
+What GA4 does and closedloop cannot
+-----------------------------------
+Google's page has a second table, "Channels for Google Ads traffic", for auto-tagged clicks:
+GA4 asks the linked Google Ads account for the click's ad network type and names, e.g.,
+Performance Max clicks Cross-network and YouTube clicks Paid Video. closedloop does not see the
+Google Ads account, so an auto-tagged click (``gclid``) is classified by the manual rules as
+``google / cpc``, i.e. Paid Search, and the match's reason says so.
 """
 from __future__ import annotations
 
@@ -15,27 +37,72 @@ import csv
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
-DATA = Path(__file__).resolve().parent / "data" / "ga4_source_categories.csv"
+CATEGORY_FILE = "ga4_source_categories.csv"
 
-PAID_MEDIUM = re.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$")
-SHOPPING_CAMPAIGN = re.compile(r"^(.*(([^a-df-z]|^)shop|shopping).*)$")
-DISPLAY_MEDIUMS = {"display", "banner", "expandable", "interstitial", "cpm"}
-SOCIAL_MEDIUMS = {"social", "social-network", "social-media", "sm", "social network", "social media"}
-VIDEO_MEDIUM = re.compile(r"^(.*video.*)$")
-EMAIL_VALUES = {"email", "e-mail", "e_mail", "e mail"}
-REFERRAL_MEDIUMS = {"referral", "app", "link"}
-DIRECT_MEDIUMS = {"(not set)", "(none)"}
+PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
+SHOPPING_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
+VIDEO_MEDIUM = r"^(.*video.*)$"
+DISPLAY_MEDIUMS = ("display", "banner", "expandable", "interstitial", "cpm")
+SOCIAL_MEDIUMS = ("social", "social-network", "social-media", "sm", "social network", "social media")
+REFERRAL_MEDIUMS = ("referral", "app", "link")
+EMAIL_VALUES = ("email", "e-mail", "e_mail", "e mail")
+DIRECT_MEDIUMS = ("(not set)", "(none)")
+NOT_SET = "(not set)"
 
-CHANNELS = ("Direct", "Cross-network", "Paid Shopping", "Paid Search", "Paid Social", "Paid Video", "Display",
-            "Paid Other", "Organic Shopping", "Organic Social", "Organic Video", "Organic Search", "Referral",
-            "Email", "Affiliates", "Audio", "SMS", "Mobile Push Notifications", "Unassigned")
+_PAID = re.compile(PAID_MEDIUM)
+_SHOPPING = re.compile(SHOPPING_CAMPAIGN)
+_VIDEO = re.compile(VIDEO_MEDIUM)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of Google's table: a stable id, the channel, and Google's definition."""
+
+    id: str
+    channel: str
+    definition: str
+
+
+_LIST_AND_PAID = "Source matches a list of {kind} sites AND Medium matches regex " + PAID_MEDIUM
+
+# Google's order. Definitions as published (via dbt-ga4's transcription, see module docstring).
+RULES: tuple[Rule, ...] = (
+    Rule("direct", "Direct", 'Source exactly matches "(direct)" AND Medium is one of ("(not set)", "(none)")'),
+    Rule("cross_network", "Cross-network", 'Campaign Name contains "cross-network"'),
+    Rule("paid_shopping", "Paid Shopping",
+         f"(Source matches a list of shopping sites OR Campaign Name matches regex {SHOPPING_CAMPAIGN}) "
+         f"AND Medium matches regex {PAID_MEDIUM}"),
+    Rule("paid_search", "Paid Search", _LIST_AND_PAID.format(kind="search")),
+    Rule("paid_social", "Paid Social", _LIST_AND_PAID.format(kind="social")),
+    Rule("paid_video", "Paid Video", _LIST_AND_PAID.format(kind="video")),
+    Rule("display", "Display", 'Medium is one of ("display", "banner", "expandable", "interstitial", "cpm")'),
+    Rule("paid_other", "Paid Other", f"Medium matches regex {PAID_MEDIUM}"),
+    Rule("organic_shopping", "Organic Shopping",
+         f"Source matches a list of shopping sites OR Campaign name matches regex {SHOPPING_CAMPAIGN}"),
+    Rule("organic_social", "Organic Social",
+         'Source matches a regex list of social sites OR Medium is one of ("social", "social-network", '
+         '"social-media", "sm", "social network", "social media")'),
+    Rule("organic_video", "Organic Video",
+         f"Source matches a list of video sites OR Medium matches regex {VIDEO_MEDIUM}"),
+    Rule("organic_search", "Organic Search", "Source matches a list of search sites OR Medium exactly matches organic"),
+    Rule("referral", "Referral", 'Medium is one of ("referral", "app", or "link")'),
+    Rule("email", "Email", "Source = email|e-mail|e_mail|e mail OR Medium = email|e-mail|e_mail|e mail"),
+    Rule("affiliates", "Affiliates", "Medium = affiliate"),
+    Rule("audio", "Audio", "Medium exactly matches audio"),
+    Rule("sms", "SMS", "Source exactly matches sms OR Medium exactly matches sms"),
+    Rule("mobile_push", "Mobile Push Notifications",
+         'Medium ends with "push" OR Medium contains "mobile" or "notification" OR Source exactly matches "firebase"'),
+    Rule("unassigned", "Unassigned", "No other channel rule matches"),
+)
+RULES_BY_ID = {rule.id: rule for rule in RULES}
+CHANNELS: tuple[str, ...] = tuple(rule.channel for rule in RULES)
 
 
 @dataclass(frozen=True)
 class ChannelMatch:
-    """The channel, the id of the rule that assigned it, and a sentence saying why."""
+    """The channel, the id of the rule that assigned it (see :data:`RULES`), and a sentence saying why."""
 
     channel: str
     rule: str
@@ -44,67 +111,88 @@ class ChannelMatch:
 
 @lru_cache(maxsize=1)
 def source_categories() -> dict[str, str]:
-    """source (lower case) → SEARCH | SOCIAL | SHOPPING | VIDEO."""
-    with DATA.open(encoding="utf-8", newline="") as handle:
-        return {row["source"].strip().lower(): row["source_category"].removeprefix("SOURCE_CATEGORY_")
-                for row in csv.DictReader(handle)}
+    """Google's source list: lower-case source → ``SEARCH`` | ``SOCIAL`` | ``SHOPPING`` | ``VIDEO``."""
+    text = (resources.files("sync") / "data" / CATEGORY_FILE).read_text(encoding="utf-8")
+    return {row["source"].lower(): row["source_category"].removeprefix("SOURCE_CATEGORY_")
+            for row in csv.DictReader(text.splitlines())}
 
 
 def source_category(source: str) -> str | None:
-    return source_categories().get(source.strip().lower())
+    """The category of ``source`` on Google's list, or None when it is not listed."""
+    return source_categories().get((source or "").lower())
 
 
-def classify(source: str, medium: str, campaign: str = "") -> ChannelMatch:
-    """The GA4 default channel for a session's source, medium and campaign name."""
-    source_l, medium_l, campaign_l = (value.strip().lower() for value in (source or "", medium or "",
-                                                                          campaign or ""))
-    category = source_category(source_l)
-    paid = bool(PAID_MEDIUM.match(medium_l))
-    shopping_campaign = bool(SHOPPING_CAMPAIGN.match(campaign_l))
-    s, m, c = repr(source_l), repr(medium_l), repr(campaign_l)
-    on_list = {kind: f"source {s} is on Google's list of {kind.lower()} sites" for kind in
-               ("SEARCH", "SOCIAL", "SHOPPING", "VIDEO")}
-    paid_text = f"medium {m} matches ^(.*cp.*|ppc|retargeting|paid.*)$"
+def classify(source: str, medium: str, campaign: str = "", *, source_platform: str = "",
+             has_google_click_id: bool = False) -> ChannelMatch:
+    """The GA4 default channel of a session with this source, medium and campaign name.
 
-    if source_l == "(direct)" and medium_l in DIRECT_MEDIUMS:
-        return ChannelMatch("Direct", "direct", f"source is (direct) and medium is {medium_l}")
-    if "cross-network" in campaign_l:
-        return ChannelMatch("Cross-network", "cross_network", f"campaign {c} contains cross-network")
+    ``source_platform`` (``utm_source_platform``) and ``has_google_click_id`` say whether the
+    click was auto-tagged by Google Ads; they do not change the channel (see the module
+    docstring) but the reason then says what GA4 would know that closedloop does not.
+    """
+    match = _apply_rules(_value(source), _value(medium), (campaign or "").lower())
+    google_ads = has_google_click_id or (source_platform or "").lower() == "google ads"
+    if google_ads and match.rule not in ("direct", "cross_network"):
+        match = ChannelMatch(match.channel, match.rule, match.reason + (
+            "; an auto-tagged Google Ads click: GA4 would take the ad network type from the linked "
+            "Google Ads account (e.g. Performance Max → Cross-network), which closedloop cannot see"))
+    return match
+
+
+def _value(text: str) -> str:
+    return (text or "").lower() or NOT_SET
+
+
+def _apply_rules(source: str, medium: str, campaign: str) -> ChannelMatch:
+    category = source_category(source)
+    paid = bool(_PAID.fullmatch(medium))
+    shopping_campaign = bool(_SHOPPING.fullmatch(campaign))
+    s, m, c = repr(source), repr(medium), repr(campaign)
+    paid_why = f"medium {m} matches {PAID_MEDIUM}"
+
+    def listed(kind: str) -> str:
+        return f"source {s} is on Google's list of {kind} sites"
+
+    def shopping_why() -> str:
+        return listed("shopping") if category == "SHOPPING" else f"campaign {c} matches {SHOPPING_CAMPAIGN}"
+
+    def hit(rule_id: str, reason: str) -> ChannelMatch:
+        return ChannelMatch(RULES_BY_ID[rule_id].channel, rule_id, reason)
+
+    if source == "(direct)" and medium in DIRECT_MEDIUMS:
+        return hit("direct", f"source is (direct) and medium is {medium}")
+    if "cross-network" in campaign:
+        return hit("cross_network", f"campaign {c} contains cross-network")
     if (category == "SHOPPING" or shopping_campaign) and paid:
-        why = on_list["SHOPPING"] if category == "SHOPPING" else f"campaign {c} matches the shopping pattern"
-        return ChannelMatch("Paid Shopping", "paid_shopping", f"{why} and {paid_text}")
-    for kind, channel, rule in (("SEARCH", "Paid Search", "paid_search"), ("SOCIAL", "Paid Social", "paid_social"),
-                                ("VIDEO", "Paid Video", "paid_video")):
+        return hit("paid_shopping", f"{shopping_why()} and {paid_why}")
+    for kind, rule_id in (("SEARCH", "paid_search"), ("SOCIAL", "paid_social"), ("VIDEO", "paid_video")):
         if category == kind and paid:
-            return ChannelMatch(channel, rule, f"{on_list[kind]} and {paid_text}")
-    if medium_l in DISPLAY_MEDIUMS:
-        return ChannelMatch("Display", "display", f"medium {m} is one of display, banner, expandable, "
-                                                  "interstitial, cpm")
+            return hit(rule_id, f"{paid_why} and {listed(kind.lower())}")
+    if medium in DISPLAY_MEDIUMS:
+        return hit("display", f"medium {m} is one of {', '.join(DISPLAY_MEDIUMS)}")
     if paid:
-        return ChannelMatch("Paid Other", "paid_other", f"{paid_text} but the source is on no list")
+        return hit("paid_other", f"{paid_why} and source {s} is on none of Google's lists")
     if category == "SHOPPING" or shopping_campaign:
-        why = on_list["SHOPPING"] if category == "SHOPPING" else f"campaign {c} matches the shopping pattern"
-        return ChannelMatch("Organic Shopping", "organic_shopping", why)
-    if category == "SOCIAL" or medium_l in SOCIAL_MEDIUMS:
-        why = on_list["SOCIAL"] if category == "SOCIAL" else f"medium {m} is a social medium"
-        return ChannelMatch("Organic Social", "organic_social", why)
-    if category == "VIDEO" or VIDEO_MEDIUM.match(medium_l):
-        why = on_list["VIDEO"] if category == "VIDEO" else f"medium {m} contains video"
-        return ChannelMatch("Organic Video", "organic_video", why)
-    if category == "SEARCH" or medium_l == "organic":
-        why = on_list["SEARCH"] if category == "SEARCH" else "medium is organic"
-        return ChannelMatch("Organic Search", "organic_search", why)
-    if medium_l in REFERRAL_MEDIUMS:
-        return ChannelMatch("Referral", "referral", f"medium {m} is one of referral, app, link")
-    if source_l in EMAIL_VALUES or medium_l in EMAIL_VALUES:
-        return ChannelMatch("Email", "email", f"source or medium is one of email, e-mail, e_mail, e mail")
-    if medium_l == "affiliate":
-        return ChannelMatch("Affiliates", "affiliates", "medium is affiliate")
-    if medium_l == "audio":
-        return ChannelMatch("Audio", "audio", "medium is audio")
-    if source_l == "sms" or medium_l == "sms":
-        return ChannelMatch("SMS", "sms", "source or medium is sms")
-    if medium_l.endswith("push") or "mobile" in medium_l or "notification" in medium_l or source_l == "firebase":
-        return ChannelMatch("Mobile Push Notifications", "mobile_push",
-                            f"medium {m} ends with push or contains mobile/notification, or source is firebase")
-    return ChannelMatch("Unassigned", "unassigned", f"no rule matches source {s}, medium {m}, campaign {c}")
+        return hit("organic_shopping", shopping_why())
+    if category == "SOCIAL" or medium in SOCIAL_MEDIUMS:
+        return hit("organic_social", listed("social") if category == "SOCIAL" else f"medium {m} is a social medium")
+    if category == "VIDEO" or _VIDEO.fullmatch(medium):
+        return hit("organic_video", listed("video") if category == "VIDEO" else f"medium {m} contains video")
+    if category == "SEARCH" or medium == "organic":
+        return hit("organic_search", listed("search") if category == "SEARCH" else "medium is organic")
+    if medium in REFERRAL_MEDIUMS:
+        return hit("referral", f"medium {m} is one of {', '.join(REFERRAL_MEDIUMS)}")
+    if source in EMAIL_VALUES or medium in EMAIL_VALUES:
+        which = f"source {s}" if source in EMAIL_VALUES else f"medium {m}"
+        return hit("email", f"{which} is one of {', '.join(EMAIL_VALUES)}")
+    if medium == "affiliate":
+        return hit("affiliates", "medium is affiliate")
+    if medium == "audio":
+        return hit("audio", "medium is audio")
+    if source == "sms" or medium == "sms":
+        return hit("sms", "source is sms" if source == "sms" else "medium is sms")
+    if medium.endswith("push") or "mobile" in medium or "notification" in medium:
+        return hit("mobile_push", f"medium {m} ends with push or contains mobile or notification")
+    if source == "firebase":
+        return hit("mobile_push", "source is firebase")
+    return hit("unassigned", f"no rule matches source {s}, medium {m}, campaign {c}")
