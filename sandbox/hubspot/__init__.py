@@ -1,91 +1,95 @@
-"""A HubSpot portal on loopback HTTP that the real hubspot-api-client talks to unmodified.
+"""A HubSpot portal on loopback HTTP that the real hubspot-api-client 12 talks to unmodified.
 
-Wire facts from shared/reference/hubspot-api.md (sections in comments): exact status codes
-per operation (§1.7), search (§3), batch endpoints with 200/207/400 (§4), properties and
-groups (§5), pipelines and associations v4 (§6), rate limits with their headers and 429
-bodies (§7), error bodies (§8). Start with :meth:`HubSpotSandbox.start` and point
-``HubSpot(access_token=..., host=sandbox.url)`` at it; control it in Python or under
-``/_sandbox/...``; inject faults with :meth:`inject`.
+Point ``HubSpot(access_token=sandbox.credentials["access_token"], host=sandbox.url)`` at a
+started :class:`HubSpotSandbox`. Wire facts come from shared/reference/hubspot-api.md (sections
+cited in each module): status codes per operation (§1.7, ``app.py``), search (§3, ``search.py``),
+batch endpoints (§4), properties and groups (§5), pipelines and associations v4 (§6), rate
+limits (§7, ``limits.py``), error bodies (§8, ``wire.py``), faults (§7.4/§10, ``faults.py``).
+
+Control it from Python (the methods below) or over HTTP under ``/_sandbox/...`` (``admin.py``);
+both take the same lock as the request handlers, so tests may drive it while a client is busy.
 """
 from __future__ import annotations
 
-import json
-import secrets
+import base64
+import hashlib
+import itertools
 import threading
-import uuid
-from dataclasses import dataclass
+import traceback
+from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from sandbox.clock import Clock
+from sandbox.hubspot.admin import admin_router
+from sandbox.hubspot.app import Endpoint, HubSpotApi, validation_error
+from sandbox.hubspot.faults import FAULT_KINDS, Fault
 from sandbox.hubspot.limits import RateLimits
-from sandbox.hubspot.schema import FIELD_TYPES, Property
-from sandbox.hubspot.search import Limits, SearchError, search
-from sandbox.hubspot.store import MODIFIED, PropertyError, Record, Store, iso
-from sandbox.web import DropConnection, Request, Response, Router, RunningServer, serve_in_thread
+from sandbox.hubspot.schema import Property
+from sandbox.hubspot.search import SearchLimits
+from sandbox.hubspot.store import Record, Store
+from sandbox.hubspot.values import PropertyError
+from sandbox.hubspot.wire import ApiError, body_response, error, error_body, iso, json_or_none, to_ms
+from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
 
-OBJECTS = r"(?P<type>contacts|deals)"
-TRANSIENT = {"423": 423, "477": 477, "502": 502, "503": 503, "504": 504, "524": 524}
-FAULT_KINDS = {"429", "429_retry_after", "daily_429", "html_503", "hang", "drop", "lost_response",
-               "status_200_for_201", *TRANSIENT}
-BATCH_LIMIT = 100
+TIERS = {  # §7.1: (ten-second Max, daily allowance)
+    "free": (100, 250_000), "starter": (100, 250_000), "professional": (190, 650_000),
+    "enterprise": (190, 1_000_000), "api_limit_increase": (250, 1_250_000),
+}
+UNAUTHENTICATED = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
+                   "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
 
-
-@dataclass
-class Fault:
-    kind: str
-    times: int = 1
-    method: str | None = None
-    path_contains: str | None = None
-    delay: float = 0.0
-
-    def matches(self, request: Request) -> bool:
-        return (self.times > 0 and (self.method is None or self.method == request.method)
-                and (self.path_contains is None or self.path_contains in request.path))
-
-
-def _error(status: int, message: str, category: str | None = None, **extra: Any) -> Response:
-    correlation = str(uuid.uuid4())
-    body = {"status": "error", "message": message, "correlationId": correlation, **extra}
-    if category:
-        body["category"] = category
-    return Response.json(body, status, {"X-HubSpot-Correlation-Id": correlation},
-                         content_type="application/json;charset=utf-8")
-
-
-def _ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response.json(data, status, {"X-HubSpot-Correlation-Id": str(uuid.uuid4()), **(headers or {})},
-                         content_type="application/json;charset=utf-8")
+__all__ = ["HubSpotSandbox", "FAULT_KINDS", "Property", "Record", "SearchLimits", "TIERS"]
 
 
 class HubSpotSandbox:
-    """One emulated HubSpot portal."""
+    """One emulated HubSpot portal: records, schema, limits, credentials, faults, request log."""
 
     def __init__(self, *, clock: Clock | None = None, tier_max_per_10s: int = 100, daily_limit: int = 250_000,
                  search_per_second: int = 5, index_lag_seconds: float = 0.0, latency_seconds: float = 0.0,
-                 batch_update_missing_ids: str = "207", company_currency: str = "USD", portal_id: int = 99999) -> None:
+                 batch_update_missing_ids: str = "207", company_currency: str = "USD",
+                 currencies: list[str] | None = None, portal_id: int = 99999,
+                 private_app_token: str = "pat-na1-sandbox-5e1f0c2a-7b3d-4c1e-9a8f-000000000001",
+                 oauth_client_id: str = "sandbox-oauth-client-0001",
+                 oauth_client_secret: str = "sandbox-oauth-secret-0001",
+                 oauth_refresh_token: str = "na1-sandbox-refresh-0001", token_lifetime_seconds: int = 1800,
+                 association_batch_missing: str = "omit", search_limits: SearchLimits | None = None,
+                 utc_offset_hours: float = 0.0) -> None:
+        if batch_update_missing_ids not in ("207", "400"):
+            raise ValueError('batch_update_missing_ids is "207" or "400"')
+        if association_batch_missing not in ("omit", "207"):
+            raise ValueError('association_batch_missing is "omit" or "207"')
         self.clock = clock or Clock()
-        self.store = Store(self.clock, index_lag_seconds=index_lag_seconds, company_currency=company_currency)
+        self.lock = threading.RLock()
+        self.store = Store(self.clock, index_lag_seconds=index_lag_seconds, company_currency=company_currency,
+                           currencies=currencies, portal_id=portal_id)
         self.limits = RateLimits(self.clock, max_per_10s=tier_max_per_10s, daily_limit=daily_limit,
-                                 search_per_second=search_per_second)
-        self.search_limits = Limits()
+                                 search_per_second=search_per_second, portal_id=portal_id,
+                                 utc_offset_hours=utc_offset_hours, lock=self.lock)
+        self.search_limits = search_limits or SearchLimits()
         self.latency_seconds = latency_seconds
         self.batch_update_missing_ids = batch_update_missing_ids
+        self.association_batch_missing = association_batch_missing
         self.portal_id = portal_id
-        self.private_token = "pat-na1-sandbox-5e1f0c2a-7b3d-4c1e-9a8f-000000000001"
-        self.oauth_client = {"client_id": "sandbox-oauth-client-0001", "client_secret": "sandbox-oauth-secret-0001",
-                             "refresh_token": "na1-sandbox-refresh-0001"}
+        self.private_token = private_app_token
+        self.oauth_client = {"client_id": oauth_client_id, "client_secret": oauth_client_secret,
+                             "refresh_token": oauth_refresh_token}
+        self.token_lifetime_seconds = token_lifetime_seconds
         self._access_tokens: dict[str, datetime] = {}
+        self._token_numbers = itertools.count(1)
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
-        self._lock = threading.RLock()
+        self.served_429 = 0
+        self.internal_errors: list[str] = []  # tracebacks of emulator bugs, answered as 500
+        self.before_request: Callable[[Request], None] | None = None
         self._server: RunningServer | None = None
-        self.before_request = None
-        self.router = self._routes()
+        self.api = HubSpotApi(self)
+        self.admin = admin_router(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+        """Serve on ``host:port`` (0 = an ephemeral port); plain HTTP, which the client accepts."""
         self._server = serve_in_thread(self, host=host, port=port, name="hubspot")
         return self._server
 
@@ -101,486 +105,310 @@ class HubSpotSandbox:
 
     @property
     def credentials(self) -> dict[str, str]:
+        """The private-app token (``access_token``) and the OAuth app's client and refresh token."""
         return {"access_token": self.private_token, **self.oauth_client}
 
-    # -- control API ----------------------------------------------------------------------
+    # -- control: records -------------------------------------------------------------------
 
     def create(self, object_type: str, properties: dict[str, Any], *, created_at: datetime | None = None) -> str:
-        """Create a record as a user or a form would (validated)."""
-        with self._lock, self.store.lock:
-            values = self.store.validate(object_type, properties, creating=True)
-            created = int(created_at.timestamp() * 1000) if created_at else None
-            return self.store.create(object_type, values, created_ms=created).id
+        """Create a record as a person or a form would: validated, read-only-to-API properties allowed."""
+        with self.lock:
+            values = self._user_values(object_type, properties)
+            self.store.check_email(object_type, values)
+            return self.store.create(object_type, values, created_ms=_ms(created_at)).id
 
-    def seed(self, object_type: str, rows: list[dict[str, str]], *, created_at: datetime | None = None) -> list[str]:
-        """Fast bulk creation without validation (benchmarks)."""
-        with self._lock, self.store.lock:
-            created = int(created_at.timestamp() * 1000) if created_at else None
-            return [self.store.create(object_type, {k: str(v) for k, v in row.items()}, created_ms=created).id
-                    for row in rows]
+    def seed(self, object_type: str, rows: list[dict[str, Any]], *, created_at: datetime | None = None) -> list[str]:
+        """Fast bulk creation without validation (benchmarks: 100k+ rows). A row may carry
+        ``createdate`` and the last-modified property (ISO or epoch ms) to backdate it."""
+        with self.lock:
+            return self.store.seed(object_type, rows, created_ms=_ms(created_at))
 
     def update(self, object_type: str, record_id: str, properties: dict[str, Any]) -> None:
-        with self._lock, self.store.lock:
-            record = self.store.records[object_type][str(record_id)]
-            self.store.update(object_type, record, self.store.validate(object_type, properties, creating=False))
+        """Change a record as a person in HubSpot would; bumps the last-modified property."""
+        with self.lock:
+            record = self._existing(object_type, record_id)
+            values = self._user_values(object_type, properties)
+            self.store.check_email(object_type, values, record)
+            self.store.update(object_type, record, values)
+
+    def move_deal(self, deal_id: str, stage_id: str) -> None:
+        """Move a deal to a stage (and the stage's pipeline), as a rep dragging a card."""
+        with self.lock:
+            if stage_id not in self.store.stages:
+                raise ValueError(f"unknown deal stage {stage_id!r}")
+            self.update("deals", deal_id, {"dealstage": stage_id, "pipeline": self.store.stages[stage_id][0]})
 
     def archive(self, object_type: str, record_id: str) -> None:
-        with self._lock, self.store.lock:
-            self.store.records[object_type][str(record_id)].archived = True
+        with self.lock:
+            self.store.archive(object_type, self._existing(object_type, record_id))
 
     def associate(self, deal_id: str, contact_id: str) -> None:
-        with self._lock:
-            self.store.associations.setdefault(str(deal_id), set()).add(str(contact_id))
+        """Associate a deal with a contact (both directions, typeIds 3 and 4)."""
+        with self.lock:
+            self.store.associate(str(deal_id), str(contact_id))
 
     def record(self, object_type: str, record_id: str) -> dict[str, str] | None:
-        with self._lock:
+        """A record's stored property values (archived records too), or None."""
+        with self.lock:
             found = self.store.records[object_type].get(str(record_id))
             return dict(found.properties) if found else None
 
+    def stored(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+        """Everything about a record: values, archived state and what search currently sees."""
+        with self.lock:
+            found = self.store.records[object_type].get(str(record_id))
+            if found is None:
+                return None
+            return {"id": found.id, "properties": dict(found.properties), "archived": found.archived,
+                    "archivedAt": found.archived_at,
+                    "searchable": dict(found.searchable) if found.searchable is not None and found.key is not None
+                    else None,
+                    "associations": self.store.associated(object_type, found.id,
+                                                          "contacts" if object_type == "deals" else "deals")}
+
+    def _existing(self, object_type: str, record_id: str) -> Record:
+        record = self.store.records[object_type].get(str(record_id))
+        if record is None:
+            raise KeyError(f"no {object_type[:-1]} {record_id}")
+        return record
+
+    def _user_values(self, object_type: str, properties: dict[str, Any]) -> dict[str, str]:
+        values, errors = self.store.validate(object_type, properties, as_user=True)
+        if errors:
+            raise errors[0]
+        return values
+
+    # -- control: limits, faults, tokens ----------------------------------------------------------
+
     def set_limits(self, *, max_per_10s: int | None = None, daily_limit: int | None = None,
-                   daily_used: int | None = None, index_lag_seconds: float | None = None,
-                   latency_seconds: float | None = None) -> None:
-        with self._lock:
-            if max_per_10s is not None:
-                self.limits.max_per_10s = max_per_10s
-            if daily_limit is not None:
-                self.limits.daily_limit = daily_limit
-            if daily_used is not None:
-                self.limits.daily_used = daily_used
-            if index_lag_seconds is not None:
-                self.store.index_lag_seconds = index_lag_seconds
-            if latency_seconds is not None:
-                self.latency_seconds = latency_seconds
+                   daily_used: int | None = None, search_per_second: int | None = None,
+                   index_lag_seconds: float | None = None, latency_seconds: float | None = None,
+                   batch_update_missing_ids: str | None = None, max_filter_groups: int | None = None,
+                   max_filters_per_group: int | None = None, max_filters: int | None = None,
+                   tier: str | None = None) -> None:
+        """Change limits at run time; ``tier`` sets the Max and daily allowance of §7.1."""
+        with self.lock:
+            if tier is not None:
+                self.limits.max_per_10s, self.limits.daily_limit = TIERS[tier]
+            for target, name, value in (
+                    (self.limits, "max_per_10s", max_per_10s), (self.limits, "daily_limit", daily_limit),
+                    (self.limits, "daily_used", daily_used), (self.limits, "search_per_second", search_per_second),
+                    (self.store, "index_lag_seconds", index_lag_seconds), (self, "latency_seconds", latency_seconds),
+                    (self.search_limits, "max_groups", max_filter_groups),
+                    (self.search_limits, "max_filters_per_group", max_filters_per_group),
+                    (self.search_limits, "max_filters", max_filters)):
+                if value is not None:
+                    setattr(target, name, value)
+            if batch_update_missing_ids is not None:
+                if batch_update_missing_ids not in ("207", "400"):
+                    raise ValueError('batch_update_missing_ids is "207" or "400"')
+                self.batch_update_missing_ids = batch_update_missing_ids
+
+    def set_tier(self, tier: str) -> None:
+        self.set_limits(tier=tier)
 
     def inject(self, kind: str, *, times: int = 1, method: str | None = None, path_contains: str | None = None,
-               delay: float = 0.0) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(FAULT_KINDS)}")
-        with self._lock:
-            self.faults.append(Fault(kind, times, method, path_contains, delay))
+               delay: float = 0.0, retry_after: float | None = None, html: bool = False) -> None:
+        """Arm a fault (kinds in ``faults.py``) for the next ``times`` matching requests."""
+        fault = Fault(kind, times, method, path_contains, delay, retry_after, html)
+        with self.lock:
+            self.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def expire_tokens(self) -> None:
+        """Expire every OAuth access token now (the private-app token keeps working)."""
+        with self.lock:
+            now = self.clock.now()
+            self._access_tokens = {token: min(expiry, now) for token, expiry in self._access_tokens.items()}
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the shared clock (index lag, token expiry and rate windows all follow it)."""
+        return self.clock.advance(seconds)
+
+    def reset(self) -> None:
+        """A fresh portal: no records, default schema, no faults, counters and log cleared."""
+        with self.lock:
+            self.store.reset()
+            self.limits.reset()
+            self.faults.clear()
+            self._access_tokens.clear()
+            self.requests.clear()
+            self.served_429 = 0
+            self.internal_errors.clear()
+
+    # -- control: the request log -------------------------------------------------------------
 
     def request_log(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.requests)
+        """Every API request: method, path, query, status, at, body (JSON or None), endpoint,
+        fault. Authorization headers and the OAuth form body are never recorded."""
+        with self.lock:
+            return [dict(entry) for entry in self.requests]
 
     def reset_log(self) -> None:
-        with self._lock:
+        with self.lock:
             self.requests.clear()
+            self.served_429 = 0
             self.limits.rejected = 0
 
     def api_calls(self, path_contains: str = "") -> int:
-        with self._lock:
+        with self.lock:
             return sum(1 for entry in self.requests if path_contains in entry["path"])
+
+    def endpoint_counts(self) -> dict[str, int]:
+        """Requests per endpoint label, e.g. ``{"POST /crm/v3/objects/contacts/search": 3}``."""
+        with self.lock:
+            return dict(Counter(entry["endpoint"] for entry in self.requests))
 
     @property
     def rate_limited(self) -> int:
-        """How many 429s the portal has served."""
-        return sum(1 for entry in self.request_log() if entry["status"] == 429)
+        """How many 429s have been served since the log was last reset."""
+        with self.lock:
+            return self.served_429
 
-    # -- HTTP --------------------------------------------------------------------------------
+    # -- HTTP ---------------------------------------------------------------------------------
 
     def __call__(self, request: Request) -> Response:
-        if self.before_request is not None and not request.path.startswith("/_sandbox/"):
-            self.before_request(request)  # a test's hook: "while the daemon is paging, a rep creates a lead"
         if request.path.startswith("/_sandbox/"):
-            handler = self.router.resolve(request)
-            try:
-                return handler(request) if handler else _error(404, "not found")
-            except PropertyError as exc:
-                return _error(400, exc.message, "VALIDATION_ERROR")
-        entry = {"method": request.method, "path": request.path, "query": {k: v for k, v in request.query.items()},
-                 "at": self.clock.now().isoformat(), "body": _json_or_none(request.body)}
-        with self._lock:
+            return self._control(request)
+        if self.before_request is not None:
+            self.before_request(request)  # a test's hook: "while the daemon pages, a rep creates a lead"
+        handler = self.api.router.resolve(request)
+        endpoint = handler if isinstance(handler, Endpoint) else None
+        token_call = request.path == "/oauth/v1/token"
+        entry = {"method": request.method, "path": request.path, "query": dict(request.query), "status": None,
+                 "at": self.clock.now().isoformat(), "body": None if token_call else json_or_none(request.body),
+                 "endpoint": endpoint.label(request.path_params) if endpoint else f"{request.method} {request.path}",
+                 "fault": None}
+        with self.lock:
             self.requests.append(entry)
             fault = next((f for f in self.faults if f.matches(request)), None)
-            if fault:
+            if fault is not None:
                 fault.times -= 1
-        response = self._handle(request, fault)
-        entry["status"] = response.status
+                entry["fault"] = fault.kind
+                self.faults = [f for f in self.faults if f.times > 0]
+        if fault is not None and fault.kind == "drop":
+            raise DropConnection()
+        if token_call:
+            response = (fault.response(self.portal_id) if fault else None) or self._token(request)
+        else:
+            response = self._respond(request, handler, endpoint, fault)
+        with self.lock:
+            entry["status"] = response.status
+            if response.status == 429:
+                self.served_429 += 1
         if self.latency_seconds:
             response.delay_seconds += self.latency_seconds
-        if fault and fault.kind == "lost_response":
-            raise DropConnection()
-        return response
-
-    def _handle(self, request: Request, fault: Fault | None) -> Response:
-        if fault and fault.kind == "drop":
-            raise DropConnection()
-        if request.path == "/oauth/v1/token":
-            return self._token(request)
-        if not self._authorised(request.header("Authorization")):
-            return _error(401, "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
-                               "you can find more details at https://developers.hubspot.com/docs/methods/auth/"
-                               "oauth-overview", "INVALID_AUTHENTICATION")
-        is_search = request.path.endswith("/search")
-        if fault and fault.kind in ("429", "429_retry_after", "daily_429"):
-            policy = "DAILY" if fault.kind == "daily_429" else "TEN_SECONDLY_ROLLING"
-            message = "You have reached your daily limit." if policy == "DAILY" else \
-                "You have reached your ten_secondly_rolling limit."
-            response = _error(429, message, errorType="RATE_LIMIT", policyName=policy)
-            if fault.kind == "429_retry_after":
-                response.headers["Retry-After"] = "1"
-            return response
-        if fault and fault.kind in TRANSIENT:
-            response = _error(TRANSIENT[fault.kind], "Service temporarily unavailable")
-            if fault.kind == "477":
-                response.headers["Retry-After"] = "1"
-            return response
-        if fault and fault.kind == "html_503":
-            return Response.text("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", 503,
-                                 content_type="text/html")
-        refused = self.limits.admit(is_search)
-        if refused is not None:
-            return Response.json(refused, 429, {"X-HubSpot-Correlation-Id": refused["correlationId"]},
-                                 content_type="application/json;charset=utf-8")
-        handler = self.router.resolve(request)
-        if handler is None:
-            return _error(404, "resource not found")
-        request.fault = fault  # type: ignore[attr-defined]
-        try:
-            with self._lock, self.store.lock:
-                response = handler(request)
-        except SearchError as exc:
-            response = _error(exc.status, exc.message, exc.category)
-        except PropertyError as exc:
-            response = _validation_error([exc])
-        except (ValueError, KeyError, TypeError):
-            response = _error(400, "Invalid input JSON on line 1", "VALIDATION_ERROR")
-        if not is_search:
-            response.headers.update(self.limits.headers())
-        if fault and fault.kind == "hang":
+        if fault is not None and fault.kind == "hang":
             response.delay_seconds += fault.delay
+        if fault is not None and fault.kind == "lost_response":
+            raise DropConnection()
         return response
 
-    def _authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        token = header[7:].strip()
-        if token == self.private_token:
-            return True
-        expires = self._access_tokens.get(token)
-        return expires is not None and self.clock.now() < expires
+    def _respond(self, request: Request, handler: Callable[[Request], Response] | None, endpoint: Endpoint | None,
+                 fault: Fault | None) -> Response:
+        auth = self._authenticate(request)
+        if isinstance(auth, Response):
+            return auth
+        bucket, oauth = auth
+        if fault is not None:
+            canned = fault.response(self.portal_id)
+            if canned is not None:
+                return canned
+        if handler is None:
+            return error(404, "resource not found")
+        kind = endpoint.kind if endpoint else "standard"
+        refused = self.limits.admit(bucket, kind)
+        if refused is not None:
+            response = body_response(refused, 429)
+        else:
+            request.fault = fault  # type: ignore[attr-defined]
+            response = self._handle(request, handler)
+        if kind != "search":  # §7.3: search responses carry no ten-second headers
+            response.headers.update(self.limits.headers(bucket, oauth=oauth))
+        return response
+
+    def _handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+        with self.lock:
+            try:
+                return handler(request)
+            except ApiError as exc:
+                return exc.response()
+            except PropertyError as exc:
+                return validation_error([exc], self.portal_id).response()
+            except Exception:  # an emulator bug: answer 500 and keep the traceback for the test
+                self.internal_errors.append(traceback.format_exc())
+                return error(500, "Internal error in the HubSpot sandbox.", "INTERNAL_ERROR")
+
+    def _authenticate(self, request: Request) -> tuple[str, bool] | Response:
+        """(rate-limit bucket, is OAuth) for a valid Bearer token, else the 401 of §8."""
+        header = request.header("Authorization") or ""
+        token = header[7:].strip() if header.startswith("Bearer ") else ""
+        if token and token == self.private_token:
+            return "private-app", False
+        with self.lock:
+            expires = self._access_tokens.get(token) if token else None
+            if expires is None:
+                return error(401, UNAUTHENTICATED, "INVALID_AUTHENTICATION")
+            now = self.clock.now()
+            if now >= expires:
+                # Not in the reference: the body HubSpot sends for an expired OAuth token,
+                # recorded in https://github.com/airbytehq/airbyte/issues/74726.
+                return error(401, f"The OAuth token used to make this call expired {_ago(now - expires)} ago.",
+                             "EXPIRED_AUTHENTICATION", context={"expire time": [iso(_ms(expires) or 0)]})
+        return "oauth", True
 
     def _token(self, request: Request) -> Response:
+        """``POST /oauth/v1/token``, form-encoded, no Authorization header (§2.2)."""
+        if request.method != "POST":
+            return error(405, "Method not allowed")
         form = request.form()
         if form.get("grant_type") != "refresh_token":
-            return _error(400, "unsupported grant_type", "BAD_GRANT_TYPE")
+            return _oauth_error("BAD_GRANT_TYPE", "grant_type must be refresh_token in this sandbox")
         if form.get("client_id") != self.oauth_client["client_id"] or \
                 form.get("client_secret") != self.oauth_client["client_secret"]:
-            return _error(400, "missing or unknown client id", "BAD_CLIENT_ID")
+            return _oauth_error("BAD_CLIENT_ID", "missing or unknown client id")
         if form.get("refresh_token") != self.oauth_client["refresh_token"]:
-            return _error(400, "missing or invalid refresh token", "BAD_REFRESH_TOKEN")
-        token = "CJ" + secrets.token_urlsafe(120)[:200]
-        self._access_tokens[token] = self.clock.now() + timedelta(seconds=1800)
+            return _oauth_error("BAD_REFRESH_TOKEN", "missing or invalid refresh token")
+        with self.lock:
+            number = next(self._token_numbers)
+            digest = hashlib.sha256(f"{self.oauth_client['client_id']}:{self.portal_id}:{number}".encode()).digest()
+            token = "CO" + base64.urlsafe_b64encode(digest * 4).decode().rstrip("=")  # ~170 chars, under 300
+            self._access_tokens[token] = self.clock.now() + timedelta(seconds=self.token_lifetime_seconds)
         return Response.json({"token_type": "bearer", "refresh_token": form["refresh_token"], "access_token": token,
-                              "expires_in": 1800}, 200, content_type="application/json;charset=utf-8")
+                              "expires_in": self.token_lifetime_seconds}, 200,
+                             content_type="application/json;charset=utf-8")
 
-    # -- routes -------------------------------------------------------------------------------
-
-    def _routes(self) -> Router:
-        router = Router()
-        router.add("POST", rf"/crm/v3/objects/{OBJECTS}/search", self._search)
-        router.add("POST", rf"/crm/v3/objects/{OBJECTS}/batch/read", self._batch_read)
-        router.add("POST", rf"/crm/v3/objects/{OBJECTS}/batch/update", self._batch_update)
-        router.add("POST", rf"/crm/v3/objects/{OBJECTS}/batch/create", self._batch_create)
-        router.add("GET", rf"/crm/v3/objects/{OBJECTS}", self._page)
-        router.add("POST", rf"/crm/v3/objects/{OBJECTS}", self._create)
-        router.add("GET", rf"/crm/v3/objects/{OBJECTS}/(?P<id>\d+)", self._get)
-        router.add("PATCH", rf"/crm/v3/objects/{OBJECTS}/(?P<id>\d+)", self._patch)
-        router.add("POST", rf"/crm/v3/properties/{OBJECTS}/batch/create", self._batch_create_properties)
-        router.add("GET", rf"/crm/v3/properties/{OBJECTS}/groups", self._groups)
-        router.add("POST", rf"/crm/v3/properties/{OBJECTS}/groups", self._create_group)
-        router.add("GET", rf"/crm/v3/properties/{OBJECTS}/groups/(?P<name>[\w-]+)", self._group)
-        router.add("GET", rf"/crm/v3/properties/{OBJECTS}", self._properties)
-        router.add("POST", rf"/crm/v3/properties/{OBJECTS}", self._create_property)
-        router.add("GET", rf"/crm/v3/properties/{OBJECTS}/(?P<name>[\w-]+)", self._property)
-        router.add("GET", r"/crm/v3/pipelines/deals", lambda r: _ok({"results": self.store.pipelines}))
-        router.add("GET", r"/crm/v3/pipelines/deals/(?P<id>[\w-]+)", self._pipeline)
-        router.add("GET", r"/crm/v4/objects/(?P<from>deals|contacts)/(?P<id>\d+)/associations/(?P<to>deals|contacts)",
-                   self._associations)
-        router.add("POST", r"/crm/v4/associations/(?P<from>deals|contacts)/(?P<to>deals|contacts)/batch/read",
-                   self._associations_batch)
-        router.add("GET", r"/settings/v3/currencies/company-currency", lambda r: _ok(
-            {"currencyCode": self.store.company_currency, "visibleInUI": True}))
-        # control API
-        router.add("POST", rf"/_sandbox/{OBJECTS}", lambda r: _ok({"id": self.create(
-            r.path_params["type"], _values(r), created_at=_created_at(r))}, 201))
-        router.add("PATCH", rf"/_sandbox/{OBJECTS}/(?P<id>\d+)", lambda r: (
-            self.update(r.path_params["type"], r.path_params["id"], r.json()), _ok({"ok": True}))[1])
-        router.add("GET", rf"/_sandbox/{OBJECTS}/(?P<id>\d+)", lambda r: _ok(
-            self.record(r.path_params["type"], r.path_params["id"])))
-        router.add("POST", r"/_sandbox/associations", lambda r: (
-            self.associate(r.json()["deal_id"], r.json()["contact_id"]), _ok({"ok": True}))[1])
-        router.add("POST", r"/_sandbox/faults", lambda r: (self.inject(**r.json()), _ok({"ok": True}))[1])
-        router.add("POST", r"/_sandbox/limits", lambda r: (self.set_limits(**r.json()), _ok({"ok": True}))[1])
-        router.add("GET", r"/_sandbox/requests", lambda r: _ok(self.request_log()))
-        router.add("POST", r"/_sandbox/requests/reset", lambda r: (self.reset_log(), _ok({"ok": True}))[1])
-        return router
-
-    def _record_json(self, object_type: str, record: Record, names: list[str] | None) -> dict[str, Any]:
-        modified = MODIFIED[object_type]
-        properties = record.properties if names is None else {
-            name: record.properties.get(name) for name in dict.fromkeys(names + ["createdate", "hs_object_id",
-                                                                                 modified])}
-        return {"id": record.id, "properties": dict(properties), "createdAt": record.properties["createdate"],
-                "updatedAt": record.properties[modified], "archived": record.archived}
-
-    def _search(self, request: Request) -> Response:
-        return _ok(search(self.store, request.path_params["type"], request.body, self.search_limits))
-
-    def _live(self, object_type: str, record_id: Any) -> Record | None:
-        record = self.store.records[object_type].get(str(record_id))
-        return record if record is not None and not record.archived else None
-
-    def _page(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        limit = min(int(request.arg("limit", "10")), 100)
-        after = int(request.arg("after", "0") or 0)
-        live = [r for r in self.store.records[object_type].values() if not r.archived and int(r.id) > after]
-        live.sort(key=lambda r: int(r.id))
-        names = request.query.get("properties")
-        page = live[:limit]
-        body: dict[str, Any] = {"results": [self._record_json(object_type, r, names or []) for r in page]}
-        if len(live) > limit:
-            body["paging"] = {"next": {"after": page[-1].id, "link": f"?after={page[-1].id}"}}
-        return _ok(body)
-
-    def _get(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        record = self._live(object_type, request.path_params["id"])
-        if record is None:
-            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND",
-                          context={"id": [request.path_params["id"]]})
-        body = self._record_json(object_type, record, request.query.get("properties") or [])
-        if "associations" in request.query and object_type == "deals":
-            contacts = sorted(self.store.associations.get(record.id, set()), key=int)
-            body["associations"] = {"contacts": {"results": [{"id": c, "type": "deal_to_contact"} for c in contacts]}}
-        return _ok(body)
-
-    def _create(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        values = self.store.validate(object_type, (request.json() or {}).get("properties") or {}, creating=True)
-        return _ok(self._record_json(object_type, self.store.create(object_type, values), None), 201)
-
-    def _patch(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        record = self._live(object_type, request.path_params["id"])
-        if record is None:
-            return _error(404, "resource not found")
-        values = self.store.validate(object_type, (request.json() or {}).get("properties") or {}, creating=False)
-        self.store.update(object_type, record, values)
-        return _ok(self._record_json(object_type, record, None))
-
-    def _batch_read(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        body = request.json() or {}
-        inputs = body.get("inputs") or []
-        if len(inputs) > BATCH_LIMIT:
-            return _error(400, f"Batch input size exceeds {BATCH_LIMIT}", "VALIDATION_ERROR")
-        if body.get("propertiesWithHistory") and len(inputs) > 50:
-            return _error(400, "Batch read with propertiesWithHistory is limited to 50 inputs", "VALIDATION_ERROR")
-        found, missing = [], []
-        for item in inputs:
-            record = self._live(object_type, item.get("id"))
-            (found if record else missing).append(record or str(item.get("id")))
-        return self._batch_answer(object_type, [self._record_json(object_type, r, body.get("properties") or [])
-                                                for r in found], missing)
-
-    def _batch_answer(self, object_type: str, results: list, missing: list[str]) -> Response:
-        now = iso(self.store.now_ms())
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
-        if not missing:
-            return _ok(body)
-        body["numErrors"] = 1
-        body["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND",
-                           "message": f"Could not get some {object_type[:-1].upper()} objects, they may be deleted or "
-                                      "not exist. Check that ids are valid.",
-                           "context": {"ids": missing}, "errors": [], "links": {}}]
-        return _ok(body, 207)
-
-    def _batch_update(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > BATCH_LIMIT:
-            return _error(400, f"Batch input size exceeds {BATCH_LIMIT}", "VALIDATION_ERROR")
-        validated, errors = [], []
-        for item in inputs:
-            try:
-                validated.append((item, self.store.validate(object_type, item.get("properties") or {},
-                                                            creating=False)))
-            except PropertyError as exc:
-                errors.append(exc)
-        if errors:  # one bad value rejects the whole batch (§4.1)
-            return _validation_error(errors)
-        missing = [str(item.get("id")) for item, _ in validated if self._live(object_type, item.get("id")) is None]
-        if missing and self.batch_update_missing_ids == "400":
-            return _error(400, f"Could not get some {object_type[:-1].upper()} objects, they may be deleted or not "
-                               "exist. Check that ids are valid.", "OBJECT_NOT_FOUND", context={"ids": missing})
-        results = []
-        for item, values in validated:
-            record = self._live(object_type, item.get("id"))
-            if record is not None:
-                self.store.update(object_type, record, values)
-                results.append(self._record_json(object_type, record, list(values)))
-        return self._batch_answer(object_type, results, missing)
-
-    def _batch_create(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > BATCH_LIMIT:
-            return _error(400, f"Batch input size exceeds {BATCH_LIMIT}", "VALIDATION_ERROR")
-        values = [self.store.validate(object_type, item.get("properties") or {}, creating=True) for item in inputs]
-        records = [self.store.create(object_type, v) for v in values]
-        now = iso(self.store.now_ms())
-        return _ok({"status": "COMPLETE", "results": [self._record_json(object_type, r, None) for r in records],
-                    "startedAt": now, "completedAt": now}, 201)
-
-    def _properties(self, request: Request) -> Response:
-        return _ok({"results": [p.to_json() for p in self.store.properties[request.path_params["type"]].values()]})
-
-    def _property(self, request: Request) -> Response:
-        spec = self.store.properties[request.path_params["type"]].get(request.path_params["name"])
-        if spec is None:
-            return _error(404, f"Unable to find property {request.path_params['name']}", "OBJECT_NOT_FOUND")
-        return _ok(spec.to_json())
-
-    def _create_property(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        result = self._new_property(object_type, request.json() or {})
-        if isinstance(result, Response):
-            return result
-        fault = getattr(request, "fault", None)
-        return _ok(result.to_json(), 200 if fault and fault.kind == "status_200_for_201" else 201)
-
-    def _batch_create_properties(self, request: Request) -> Response:
-        """§5.1 batch/create: 201 when all were created, 207 listing the ones that failed."""
-        object_type = request.path_params["type"]
-        inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > BATCH_LIMIT:
-            return _error(400, f"Batch input size exceeds {BATCH_LIMIT}", "VALIDATION_ERROR")
-        results, errors = [], []
-        for body in inputs:
-            outcome = self._new_property(object_type, body)
-            if isinstance(outcome, Response):
-                failure = json.loads(outcome.body)
-                errors.append({"status": "error", "category": failure.get("category", "VALIDATION_ERROR"),
-                               "message": failure["message"], "context": {"name": [str(body.get("name"))]},
-                               "errors": [], "links": {}})
-            else:
-                results.append(outcome.to_json())
-        now = iso(self.store.now_ms())
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
-        if errors:
-            body.update(numErrors=len(errors), errors=errors)
-        return _ok(body, 207 if errors else 201)
-
-    def _new_property(self, object_type: str, body: dict[str, Any]) -> Property | Response:
-        missing = [key for key in ("name", "label", "type", "fieldType", "groupName") if not body.get(key)]
-        if missing:
-            return _error(400, f"Missing required fields: {', '.join(missing)}", "VALIDATION_ERROR")
-        if body["name"] in self.store.properties[object_type]:
-            return _error(409, f"Property named '{body['name']}' already exists.", "OBJECT_ALREADY_EXISTS")
-        if body["fieldType"] not in FIELD_TYPES.get(body["type"], set()):
-            return _error(400, f"Property type {body['type']} is not compatible with fieldType {body['fieldType']}",
-                          "VALIDATION_ERROR")
-        if body["groupName"] not in self.store.groups[object_type]:
-            return _error(400, f"Property group {body['groupName']} does not exist", "VALIDATION_ERROR")
-        spec = Property(body["name"], body["label"], body["type"], body["fieldType"], body["groupName"],
-                        options=body.get("options") or [], hubspot_defined=False,
-                        description=body.get("description", ""), created_at=iso(self.store.now_ms()))
-        self.store.properties[object_type][spec.name] = spec
-        return spec
-
-    def _groups(self, request: Request) -> Response:
-        return _ok({"results": list(self.store.groups[request.path_params["type"]].values())})
-
-    def _group(self, request: Request) -> Response:
-        group = self.store.groups[request.path_params["type"]].get(request.path_params["name"])
-        return _ok(group) if group else _error(404, "Unable to find group", "OBJECT_NOT_FOUND")
-
-    def _create_group(self, request: Request) -> Response:
-        object_type = request.path_params["type"]
-        body = request.json() or {}
-        if not body.get("name") or not body.get("label"):
-            return _error(400, "Property groups need name and label", "VALIDATION_ERROR")
-        if body["name"] in self.store.groups[object_type]:
-            return _error(409, f"A group named {body['name']} already exists.", "OBJECT_ALREADY_EXISTS")
-        group = {"name": body["name"], "label": body["label"], "displayOrder": body.get("displayOrder", -1),
-                 "archived": False}
-        self.store.groups[object_type][body["name"]] = group
-        return _ok(group, 201)
-
-    def _pipeline(self, request: Request) -> Response:
-        found = next((p for p in self.store.pipelines if p["id"] == request.path_params["id"]), None)
-        return _ok(found) if found else _error(404, "Unable to find pipeline", "OBJECT_NOT_FOUND")
-
-    def _contacts_of(self, from_type: str, record_id: str, to_type: str) -> list[str]:
-        if from_type == "deals" and to_type == "contacts":
-            return sorted(self.store.associations.get(record_id, set()), key=int)
-        if from_type == "contacts" and to_type == "deals":
-            return sorted((d for d, cs in self.store.associations.items() if record_id in cs), key=int)
-        return []
-
-    @staticmethod
-    def _association_items(ids: list[str], from_type: str) -> list[dict[str, Any]]:
-        type_id = 3 if from_type == "deals" else 4
-        return [{"toObjectId": int(i), "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id,
-                                                             "label": None}]} for i in ids]
-
-    def _associations(self, request: Request) -> Response:
-        params = request.path_params
-        ids = self._contacts_of(params["from"], params["id"], params["to"])
-        limit = min(int(request.arg("limit", "500")), 500)
-        after = int(request.arg("after", "0") or 0)
-        page = ids[after:after + limit]
-        body: dict[str, Any] = {"results": self._association_items(page, params["from"])}
-        if after + limit < len(ids):
-            body["paging"] = {"next": {"after": str(after + limit), "link": None}}
-        return _ok(body)
-
-    def _associations_batch(self, request: Request) -> Response:
-        params = request.path_params
-        inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > 1000:
-            return _error(400, "Batch input size exceeds 1000", "VALIDATION_ERROR")
-        results = []
-        for item in inputs:
-            ids = self._contacts_of(params["from"], str(item.get("id")), params["to"])
-            after = int(item.get("after") or 0)
-            if not ids:
-                continue  # inputs with no associations are absent from results
-            page = ids[after:after + 500]
-            entry: dict[str, Any] = {"from": {"id": str(item.get("id"))},
-                                     "to": self._association_items(page, params["from"])}
-            if after + 500 < len(ids):
-                entry["paging"] = {"next": {"after": str(after + 500), "link": None}}
-            results.append(entry)
-        now = iso(self.store.now_ms())
-        return _ok({"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now})
+    def _control(self, request: Request) -> Response:
+        handler = self.admin.resolve(request)
+        if handler is None:
+            return error(404, f"no sandbox control endpoint {request.method} {request.path}")
+        try:
+            with self.lock:
+                return handler(request)
+        except ApiError as exc:
+            return exc.response()
+        except (ValueError, KeyError, TypeError) as exc:
+            return error(400, f"{type(exc).__name__}: {exc}", "VALIDATION_ERROR")
 
 
-def _validation_error(errors: list[PropertyError]) -> Response:
-    """The whole-batch 400 of §4.1: per-property codes inside a JSON string in ``message``
-    and again in ``errors[].code``."""
-    details = [{"isValid": False, "message": e.message, "error": e.code, "name": e.name} for e in errors]
-    return _error(400, "Property values were not valid: " + json.dumps(details), "VALIDATION_ERROR",
-                  errors=[{"message": e.message, "code": e.code, "context": {"propertyName": [e.name]}}
-                          for e in errors])
+def _oauth_error(status: str, message: str) -> Response:
+    # HubSpot's OAuth errors put the code in ``status`` (e.g. BAD_REFRESH_TOKEN).
+    body = error_body(message, None)
+    body["status"] = status
+    return body_response(body, 400)
 
 
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else to_ms(moment.isoformat())
 
 
-def _values(request: Request) -> dict[str, Any]:
-    values = dict(request.json() or {})
-    values.pop("_created_at", None)
-    return values
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s)"
+    return f"{seconds} second(s)"
 
-
-def _created_at(request: Request) -> datetime | None:
-    value = (request.json() or {}).get("_created_at")
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
