@@ -288,9 +288,13 @@ def test_batch_update_value_rules_and_the_missing_id_switch(sb):
                                                        "deal_currency_code": "EUR"}}]}, _request_timeout=TIMEOUT)
     assert sb.record("deals", deal)["closedate"] == "2015-05-01T00:00:00.123Z"
     assert sb.record("deals", deal)["amount"] == "1000.50"
-    sb.store.properties["deals"]["closedate"].type = "date"  # a date-typed property: midnight only
-    assert raises(api.update, {"inputs": [{"id": deal, "properties": {"closedate": "1430438400123"}}]}) \
+    client(sb).crm.properties.core_api.create("deals", {"name": "cl_first_seen", "label": "First seen", "type": "date",
+                                                        "fieldType": "date", "groupName": "dealinformation"},
+                                              _request_timeout=TIMEOUT)
+    assert raises(api.update, {"inputs": [{"id": deal, "properties": {"cl_first_seen": "1430438400123"}}]}) \
         .json["errors"][0]["code"] == "INVALID_DATE"
+    api.update({"inputs": [{"id": deal, "properties": {"cl_first_seen": "2015-05-01"}}]}, _request_timeout=TIMEOUT)
+    assert sb.record("deals", deal)["cl_first_seen"] == "2015-05-01T00:00:00Z"
     sb.set_limits(batch_update_missing_ids="400")
     error = raises(api.update, {"inputs": [{"id": deal, "properties": {"dealname": "E"}},
                                            {"id": "999999", "properties": {"dealname": "F"}}]})
@@ -573,8 +577,8 @@ def test_transport_faults(sb):
 
 def test_http_control_api(sb):
     """The brief's control API over HTTP under /_sandbox/: seed, create with an explicit
-    createdate, update as a user, move a deal, associate, limits, faults, the log with counts
-    by endpoint and 429s, and reset."""
+    createdate, update as a user, move a deal, associate, limits and latency, faults, the log
+    with counts by endpoint and 429s, and reset."""
     base = f"{sb.url}/_sandbox"
     with requests.Session() as http:
         ids = http.post(f"{base}/contacts/seed", json={"rows": [{"email": f"s{n}@x.com"} for n in range(3)]},
@@ -602,6 +606,10 @@ def test_http_control_api(sb):
         assert raises(api.get_all, "contacts").status == 429
         counts = http.get(f"{base}/requests/counts", timeout=5).json()
         assert counts == {"total": 2, "by_endpoint": {"GET /crm/v3/properties/contacts": 2}, "rate_limited": 1}
+        http.post(f"{base}/limits", json={"latency_seconds": 0.2}, timeout=5).raise_for_status()
+        started = time.monotonic()
+        raises(api.get_all, "contacts")
+        assert time.monotonic() - started >= 0.2
         assert http.post(f"{base}/clock/advance", json={"seconds": 10}, timeout=5).json()["now"].startswith(
             "2026-11-20T12:00:11")
         http.post(f"{base}/reset", timeout=5).raise_for_status()
