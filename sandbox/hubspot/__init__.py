@@ -34,7 +34,7 @@ from sandbox.web import DropConnection, Request, Response, RunningServer, serve_
 
 TIERS = {  # §7.1: (ten-second Max, daily allowance)
     "free": (100, 250_000), "starter": (100, 250_000), "professional": (190, 650_000),
-    "enterprise": (190, 1_000_000), "api_limit_increase": (250, 1_250_000),
+    "enterprise": (190, 1_000_000), "api_limit_increase": (250, 1_650_000),  # one pack on Professional
 }
 UNAUTHENTICATED = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
                    "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")

@@ -55,6 +55,8 @@ class SearchLimits:
 
 @dataclass
 class Filter:
+    """One filter with its values pre-converted to the property type's comparable form."""
+
     name: str
     operator: str
     spec: Property | None
@@ -104,6 +106,7 @@ class Group:
         return not self.residual and self.id_in is None and (self.single_ms or not self.ids_ranged)
 
     def admits_key(self, key: int) -> bool:
+        """Whether an index key satisfies the group's interval and id rules."""
         if not self.low_key <= key <= self.high_key:
             return False
         record_id = key_id(key)
