@@ -1,85 +1,175 @@
-"""How GA4 decides a web session's source, medium and default channel (the emulator's own copy).
+"""How GA4 names a web session's traffic source and files it under a default channel group.
 
-Deliberately written apart from closedloop's ``sync/channels.py``: the emulator stands for
-Google, and a shared mistake would pass every test. Rules: "[GA4] Default channel group",
-https://support.google.com/analytics/answer/9756891 ("Channels for manual traffic"); the
-source lists are Google's spreadsheet from the same page (``source_categories.csv``).
+This is the emulator's own implementation, written apart from closedloop's classifier on
+purpose: the emulator stands for Google, and a mistake shared by both would pass every test
+that compares them.
+
+Sources:
+- Default channel group rules, "Channels for manual traffic", evaluated in Google's order,
+  case-insensitively: https://support.google.com/analytics/answer/9756891
+- The source lists those rules refer to ("a list of search/social/video/shopping sites") are
+  Google's published spreadsheet from the same page, kept here as ``source_categories.csv``.
+- Source/medium derivation order (utm_* parameters, then click ids, then the referrer, else
+  ``(direct) / (none)``) and the campaign placeholders ``(direct)``, ``(organic)``,
+  ``(referral)`` follow how GA4 reports web traffic; shared/reference/ga4-measurement-protocol.md
+  §2.3-§2.4 for the user/session scopes.
 """
 from __future__ import annotations
 
 import csv
 import re
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-_PAID = r"^(.*cp.*|ppc|retargeting|paid.*)$"
-_SHOP_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
-_SEARCH_HOSTS = {"google": r"(^|\.)google\.[a-z.]+$", "bing": r"(^|\.)bing\.com$", "yahoo": r"(^|\.)yahoo\.[a-z.]+$",
-                 "duckduckgo": r"(^|\.)duckduckgo\.com$", "baidu": r"(^|\.)baidu\.com$",
-                 "yandex": r"(^|\.)yandex\.[a-z.]+$", "ecosia": r"(^|\.)ecosia\.org$"}
+NOT_SET = "(not set)"
+DIRECT, NONE = "(direct)", "(none)"
+
+_PAID_MEDIUM = re.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$")
+_SHOP_CAMPAIGN = re.compile(r"^(.*(([^a-df-z]|^)shop|shopping).*)$")
+_VIDEO_MEDIUM = re.compile(r"^(.*video.*)$")
+_DISPLAY_MEDIA = {"display", "banner", "expandable", "interstitial", "cpm"}
+_SOCIAL_MEDIA = {"social", "social-network", "social-media", "sm", "social network", "social media"}
+_EMAIL = {"email", "e-mail", "e_mail", "e mail"}
+
+# Google Ads auto-tagging ids, and (as this emulator's contract) Microsoft Advertising's.
+_CLICK_ID_SOURCES = (("gclid", "google"), ("gbraid", "google"), ("wbraid", "google"), ("msclkid", "bing"))
+
+# Referrer hosts GA4 reports as "<engine> / organic". Each engine name is on Google's
+# SOURCE_CATEGORY_SEARCH list as a bare name; search engines listed only by host name (e.g.
+# ecosia.org) stay "<host> / referral" and reach Organic Search through that list instead.
+_SEARCH_ENGINES = (
+    ("google", re.compile(r"^(www\.)?google(\.[a-z]{2,3}){1,2}$")),
+    ("bing", re.compile(r"^((www|cn|m)\.)?bing\.com$")),
+    ("yahoo", re.compile(r"^((\w+\.)?search\.yahoo\.com|(www\.)?yahoo\.com|(search\.)?yahoo\.co\.jp)$")),
+    ("duckduckgo", re.compile(r"^(www\.|html\.|lite\.)?duckduckgo\.com$")),
+    ("baidu", re.compile(r"^(www\.|m\.)?baidu\.com$")),
+    ("yandex", re.compile(r"^(www\.)?(yandex(\.[a-z]{2,3}){1,2}|ya\.ru)$")),
+    ("naver", re.compile(r"^(search\.)?naver\.com$")),
+    ("daum", re.compile(r"^(search\.)?daum\.net$")),
+    ("seznam", re.compile(r"^(search\.)?seznam\.cz$")),
+    ("qwant", re.compile(r"^(www\.)?qwant\.com$")),
+    ("sogou", re.compile(r"^(www\.)?sogou\.com$")),
+    ("aol", re.compile(r"^search\.aol\.com$")),
+    ("ask", re.compile(r"^(www\.)?ask\.com$")),
+)
 
 
 @lru_cache(maxsize=1)
-def _categories() -> dict[str, str]:
-    with (Path(__file__).with_name("source_categories.csv")).open(newline="", encoding="utf-8") as handle:
-        return {row["source"].lower(): row["source_category"].split("_")[-1] for row in csv.DictReader(handle)}
+def source_categories() -> dict[str, str]:
+    """Google's source list: lower-cased source → SEARCH, SOCIAL, VIDEO or SHOPPING."""
+    path = Path(__file__).with_name("source_categories.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["source"].strip().lower(): row["source_category"].removeprefix("SOURCE_CATEGORY_")
+                for row in csv.DictReader(handle)}
 
 
-def _on(source: str, kind: str) -> bool:
-    return _categories().get(source) == kind
-
-
-# (channel, predicate over lower-cased source, medium, campaign), in Google's order.
-RULES = [
-    ("Direct", lambda s, m, c: s == "(direct)" and m in ("(none)", "(not set)")),
-    ("Cross-network", lambda s, m, c: "cross-network" in c),
-    ("Paid Shopping", lambda s, m, c: (_on(s, "SHOPPING") or re.match(_SHOP_CAMPAIGN, c)) and re.match(_PAID, m)),
-    ("Paid Search", lambda s, m, c: _on(s, "SEARCH") and re.match(_PAID, m)),
-    ("Paid Social", lambda s, m, c: _on(s, "SOCIAL") and re.match(_PAID, m)),
-    ("Paid Video", lambda s, m, c: _on(s, "VIDEO") and re.match(_PAID, m)),
-    ("Display", lambda s, m, c: m in ("display", "banner", "expandable", "interstitial", "cpm")),
-    ("Paid Other", lambda s, m, c: re.match(_PAID, m)),
-    ("Organic Shopping", lambda s, m, c: _on(s, "SHOPPING") or re.match(_SHOP_CAMPAIGN, c)),
-    ("Organic Social", lambda s, m, c: _on(s, "SOCIAL") or m in ("social", "social-network", "social-media", "sm",
-                                                                   "social network", "social media")),
-    ("Organic Video", lambda s, m, c: _on(s, "VIDEO") or re.match(r"^(.*video.*)$", m)),
-    ("Organic Search", lambda s, m, c: _on(s, "SEARCH") or m == "organic"),
-    ("Referral", lambda s, m, c: m in ("referral", "app", "link")),
-    ("Email", lambda s, m, c: s in ("email", "e-mail", "e_mail", "e mail") or m in ("email", "e-mail", "e_mail",
-                                                                                     "e mail")),
-    ("Affiliates", lambda s, m, c: m == "affiliate"),
-    ("Audio", lambda s, m, c: m == "audio"),
-    ("SMS", lambda s, m, c: s == "sms" or m == "sms"),
-    ("Mobile Push Notifications", lambda s, m, c: m.endswith("push") or "mobile" in m or "notification" in m
-     or s == "firebase"),
-]
+def _listed(source: str, category: str) -> bool:
+    return source_categories().get(source) == category
 
 
 def default_channel_group(source: str, medium: str, campaign: str = "") -> str:
-    lowered = (source.lower(), medium.lower(), campaign.lower())
-    return next((channel for channel, rule in RULES if rule(*lowered)), "Unassigned")
+    """The session/first-user default channel group for a source, medium and campaign name."""
+    s, m, c = source.strip().lower(), medium.strip().lower(), campaign.strip().lower()
+    paid = bool(_PAID_MEDIUM.match(m))
+    shopping = _listed(s, "SHOPPING") or bool(_SHOP_CAMPAIGN.match(c))
+    if s == DIRECT and m in (NOT_SET, NONE):
+        return "Direct"
+    if "cross-network" in c:
+        return "Cross-network"
+    if paid:
+        if shopping:
+            return "Paid Shopping"
+        for category, channel in (("SEARCH", "Paid Search"), ("SOCIAL", "Paid Social"), ("VIDEO", "Paid Video")):
+            if _listed(s, category):
+                return channel
+    if m in _DISPLAY_MEDIA:
+        return "Display"
+    if paid:
+        return "Paid Other"
+    if shopping:
+        return "Organic Shopping"
+    if _listed(s, "SOCIAL") or m in _SOCIAL_MEDIA:
+        return "Organic Social"
+    if _listed(s, "VIDEO") or _VIDEO_MEDIUM.match(m):
+        return "Organic Video"
+    if _listed(s, "SEARCH") or m == "organic":
+        return "Organic Search"
+    if m in ("referral", "app", "link"):
+        return "Referral"
+    if s in _EMAIL or m in _EMAIL:
+        return "Email"
+    if m == "affiliate":
+        return "Affiliates"
+    if m == "audio":
+        return "Audio"
+    if s == "sms" or m == "sms":
+        return "SMS"
+    if m.endswith("push") or "mobile" in m or "notification" in m or s == "firebase":
+        return "Mobile Push Notifications"
+    return "Unassigned"
 
 
-def session_source(page_url: str, referrer: str, own_host: str) -> tuple[str, str, str]:
-    """(source, medium, campaign) GA4 records for a session starting on ``page_url``."""
+@dataclass(frozen=True)
+class TrafficSource:
+    """Source, medium and campaign name as GA4 reports them (case kept as sent)."""
+
+    source: str
+    medium: str
+    campaign: str = NOT_SET
+
+    @cached_property
+    def channel(self) -> str:
+        return default_channel_group(self.source, self.medium, self.campaign)
+
+    @property
+    def source_medium(self) -> str:
+        return f"{self.source} / {self.medium}"
+
+    @property
+    def is_direct(self) -> bool:
+        return self.source == DIRECT
+
+
+DIRECT_TRAFFIC = TrafficSource(DIRECT, NONE, DIRECT)
+
+
+def _host(url: str) -> str:
     try:
-        query = {k: v[0] for k, v in parse_qs(urlsplit(page_url).query).items()}
+        host = urlsplit(url).hostname or ""
     except ValueError:
-        query = {}
-    campaign = query.get("utm_campaign", "(not set)")
-    if "utm_source" in query or "utm_medium" in query:
-        return query.get("utm_source", "(not set)"), query.get("utm_medium", "(not set)"), campaign
-    if any(key in query for key in ("gclid", "gbraid", "wbraid", "dclid")):
-        return "google", "cpc", campaign
-    # GA4 knows only Google's own click ids; other platforms' ids (msclkid, fbclid, ...)
-    # mean nothing to it without UTM parameters.
-    host = (urlsplit(referrer).hostname or "").lower() if referrer else ""
-    host = host[4:] if host.startswith("www.") else host
-    own = own_host.lower().removeprefix("www.")
-    if host and not (host == own or host.endswith("." + own)):
-        for name, pattern in _SEARCH_HOSTS.items():
-            if re.search(pattern, host):
-                return name, "organic", campaign
-        return host, "referral", campaign
-    return "(direct)", "(none)", campaign
+        return ""
+    return host.lower().removeprefix("www.") if host else ""
+
+
+def _query(url: str) -> dict[str, str]:
+    try:
+        parsed = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    except ValueError:
+        return {}
+    return {key: values[0] for key, values in parsed.items()}
+
+
+def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "") -> TrafficSource:
+    """What GA4 records as the traffic source of a hit landing on ``page_url`` from ``referrer``.
+
+    A referrer on the page's own site (or a subdomain of it; ``own_host`` when the page URL has
+    no host) is not a new traffic source. A Meta ``fbclid`` is only an indicator (GA4 has no integration that
+    turns it into a source), so it changes nothing here.
+    """
+    query = _query(page_url)
+    campaign = query.get("utm_campaign") or NOT_SET
+    if query.get("utm_source") or query.get("utm_medium"):
+        return TrafficSource(query.get("utm_source") or NOT_SET, query.get("utm_medium") or NOT_SET, campaign)
+    for key, source in _CLICK_ID_SOURCES:
+        if query.get(key):
+            return TrafficSource(source, "cpc", campaign)
+    host = _host(referrer)
+    site = _host(page_url) or own_host.lower().removeprefix("www.")
+    if not host or (site and (host == site or host.endswith("." + site))):
+        return DIRECT_TRAFFIC if campaign == NOT_SET else TrafficSource(DIRECT, NONE, campaign)
+    for engine, pattern in _SEARCH_ENGINES:
+        if pattern.match(host):
+            return TrafficSource(engine, "organic", campaign if campaign != NOT_SET else "(organic)")
+    return TrafficSource(host, "referral", campaign if campaign != NOT_SET else "(referral)")
