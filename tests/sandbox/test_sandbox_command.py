@@ -38,7 +38,7 @@ def _use_the_sandbox(process, ports, tmp_path):
     exports = dict(re.findall(r"export (\w+)=(\S+)", output))
     assert set(exports) == {"CLOSEDLOOP_SALESFORCE_CLIENT_ID", "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET",
                             "CLOSEDLOOP_HUBSPOT_TOKEN", "CLOSEDLOOP_GA4_API_SECRET"}
-    ca = str(tmp_path / "sbx" / "salesforce" / "tls" / "ca.pem")
+    ca = str(tmp_path / "sbx" / "salesforce" / "ca.pem")
     token = requests.post(f"https://localhost:{ports[0]}/services/oauth2/token", verify=ca, timeout=5,
                           data={"grant_type": "client_credentials"},
                           auth=(exports["CLOSEDLOOP_SALESFORCE_CLIENT_ID"],
