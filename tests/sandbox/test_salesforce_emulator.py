@@ -356,6 +356,36 @@ def test_soql_errors(salesforce_sandbox):
     assert caught.value.status == 414
 
 
+def test_get_updated_and_get_deleted(salesforce_sandbox):
+    """Ref §7 (https://developer.salesforce.com/docs/platform/api-rest/guide/dome-get-updated.md):
+    sf.Lead.updated/deleted (api.py L1180-1232) answer {"ids", "latestDateCovered"} and
+    {"deletedRecords": [{"id", "deletedDate"}], "earliestDateAvailable", "latestDateCovered"};
+    seconds are truncated, only the last 30 days, start must precede end by more than a minute."""
+    sb = salesforce_sandbox
+    kept, gone = (sb.create("Lead", {"LastName": name, "Company": "X"}) for name in ("Kept", "Gone"))
+    sb.clock.advance(120)
+    sb.delete("Lead", gone)
+    sb.clock.advance(120)
+    sf = client(sb)
+    lead = sf.Lead
+    updated = lead.updated(FROZEN - timedelta(minutes=1), FROZEN + timedelta(minutes=10, seconds=30))
+    assert updated == {"ids": [kept], "latestDateCovered": "2026-11-20T12:04:00.000+0000"}
+    deleted = lead.deleted(FROZEN, FROZEN + timedelta(minutes=5))
+    assert deleted["deletedRecords"] == [{"id": gone, "deletedDate": "2026-11-20T12:02:00.000+0000"}]
+    assert deleted["earliestDateAvailable"] == "2026-10-21T12:04:00.000+0000"
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        lead.updated(FROZEN - timedelta(days=31), FROZEN)
+    assert error_of(caught)["errorCode"] == "INVALID_REPLICATION_DATE"
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        lead.updated(FROZEN, FROZEN + timedelta(seconds=59))
+    assert "more than one minute" in error_of(caught)["message"]
+    versions = sf.session.get(sb.url + "/services/data/").json()  # no session needed, no usage header
+    assert {"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"} in versions
+    assert versions[-1]["version"] == "68.0"
+    with pytest.raises(SalesforceResourceNotFound):
+        Salesforce(instance_url=sb.url, session_id=sf.session_id, session=http(sb), version="99.0").limits()
+
+
 # -- writes (ref §3) --------------------------------------------------------------------------
 
 def test_collections_partial_failure_by_position_and_all_or_none(salesforce_sandbox):
