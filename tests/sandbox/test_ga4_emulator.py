@@ -13,12 +13,14 @@ with ``requests`` against the emulator on an ephemeral port, with a frozen clock
   [TXID] https://support.google.com/analytics/answer/12313109
   [UID] https://developers.google.com/analytics/devguides/collection/ga4/uid-data
   [CHANNELS] https://support.google.com/analytics/answer/9756891
+  [VERIFY] https://developers.google.com/analytics/devguides/collection/protocol/ga4/verify-implementation?client_type=gtag
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -43,12 +45,20 @@ HASH = "a" * 64
 WRONG_SECRET = "not-the-stream-secret-7Qx"
 
 
-@pytest.fixture
-def ga4():
+@pytest.fixture(scope="module")
+def _server():
     sandbox = GA4Sandbox(clock=Clock(frozen_at=NOW))
     sandbox.start()
     yield sandbox
     sandbox.stop()
+
+
+@pytest.fixture
+def ga4(_server):
+    """One server for the module (stopping one takes a poll interval), reset for each test."""
+    _server.reset()
+    _server.clock.freeze(NOW)
+    return _server
 
 
 def mp(ga4, body, *, debug=False, secret=None, measurement_id=None):
@@ -404,6 +414,21 @@ def test_first_user_source_comes_from_the_first_tagging_hit(ga4):
     got = {client_id: (f"{user.source} / {user.medium}", user.channel) for client_id, user in ga4.users.items()}
     assert got == {client_id: (source_medium, channel) for client_id, _, _, source_medium, channel in VISITS}
     assert ga4.users["10.1"].campaign == "nov" and ga4.users["10.4"].campaign == "(organic)"
+
+
+def test_gtag_hits_batched_in_a_post_body_and_other_streams_ignored(ga4):
+    """§1.2: MP events join users "already used to send an event from gtag.js" ([VERIFY] ). The stand-in takes gtag's own hit format: shared parameters (v, tid, cid, sid)
+    in the query string, one event per body line when batched; hits for another measurement
+    id do not touch this property."""
+    shared = {"v": "2", "tid": ga4.measurement_id, "cid": "20.1", "sid": "1763640000"}
+    lines = "\n".join(["en=page_view&dl=" + quote(SITE + "?utm_source=partner&utm_medium=affiliate", safe=""),
+                       "en=scroll&dl=" + quote(SITE, safe="")])
+    response = requests.post(ga4.url + "/g/collect", params=shared, data=lines, timeout=5,
+                             headers={"Origin": "https://www.example.com"})
+    assert response.status_code == 204 and response.headers["Access-Control-Allow-Origin"] == "https://www.example.com"
+    requests.post(ga4.url + "/g/collect", params={**shared, "tid": "G-OTHER", "cid": "20.2"}, timeout=5)
+    assert {client_id: user.channel for client_id, user in ga4.users.items()} == {"20.1": "Affiliates"}
+    assert [(h["en"], h["kept"]) for h in ga4.hit_log()] == [("page_view", True), ("scroll", True), (None, False)]
 
 
 def test_revenue_by_first_user_source_and_channel_in_the_property_currency(ga4):
