@@ -417,9 +417,10 @@ def test_first_user_source_comes_from_the_first_tagging_hit(ga4):
 
 
 def test_gtag_hits_batched_in_a_post_body_and_other_streams_ignored(ga4):
-    """§1.2: MP events join users "already used to send an event from gtag.js" ([VERIFY] ). The stand-in takes gtag's own hit format: shared parameters (v, tid, cid, sid)
-    in the query string, one event per body line when batched; hits for another measurement
-    id do not touch this property."""
+    """§1.2: MP events join users "already used to send an event from gtag.js" ([VERIFY]).
+    The stand-in takes gtag's own hit format: shared parameters (v, tid, cid, sid) in the
+    query string, one event per body line when batched; hits for another measurement id do
+    not touch this property."""
     shared = {"v": "2", "tid": ga4.measurement_id, "cid": "20.1", "sid": "1763640000"}
     lines = "\n".join(["en=page_view&dl=" + quote(SITE + "?utm_source=partner&utm_medium=affiliate", safe=""),
                        "en=scroll&dl=" + quote(SITE, safe="")])
