@@ -491,6 +491,8 @@ def serializer(spec: Field) -> Callable[[Any], Any]:
         return lambda v: None if v is None else float(v)
     if spec.type == "int":
         return lambda v: None if v is None else int(v)
+    if spec.type == "boolean":
+        return lambda v: False if v is None else v  # checkboxes are never null
     return lambda v: v
 
 
@@ -535,8 +537,9 @@ class _Binder:
 
     def getter(self, path: Path) -> Callable[[dict[str, Any]], Any]:
         name = path.field.name
+        default = False if path.field.type == "boolean" else None  # checkboxes are never null
         if not path.hops:
-            return lambda record: record.get(name)
+            return lambda record: record.get(name, default)
         hops, resolve = [hop.name for hop in path.hops], self.source.resolve
 
         def get(record: dict[str, Any]) -> Any:
@@ -545,7 +548,7 @@ class _Binder:
                 record = resolve(target) if target else None
                 if record is None:
                     return None
-            return record.get(name)
+            return record.get(name, default)
         return get
 
     # the query -------------------------------------------------------------------------

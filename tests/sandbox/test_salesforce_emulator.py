@@ -557,12 +557,18 @@ def test_describe_and_tooling_fields_with_field_level_security(salesforce_sandbo
         "ParentId": permission_set["Id"], "SobjectType": "Lead", "Field": "Lead.CL_First_Click_Source__c",
         "PermissionsRead": True, "PermissionsEdit": True})
     assert grant["success"] is True
-    sf.restful("composite/sobjects", method="POST", json={"records": [
+    lead = sb.create("Lead", {"LastName": "F", "Company": "X"})
+    sf.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Lead.CL_Matched__c", "Metadata": {"label": "Matched", "type": "Checkbox", "defaultValue": False}})
+    grants = sf.restful("composite/sobjects", method="POST", json={"records": [
         {"attributes": {"type": "FieldPermissions"}, "ParentId": permission_set["Id"], "SobjectType": "Lead",
-         "Field": "Lead.CL_Visits__c", "PermissionsRead": True, "PermissionsEdit": True}]})
+         "Field": f"Lead.{name}", "PermissionsRead": True, "PermissionsEdit": True}
+        for name in ("CL_Visits__c", "CL_Matched__c", "CL_Visits__c")]})
+    assert [g["success"] for g in grants] == [True, True, False]
+    assert grants[2]["errors"][0]["statusCode"] == "DUPLICATE_VALUE"
+    assert [r["Id"] for r in sf.query("SELECT Id FROM Lead WHERE CL_Matched__c = false")["records"]] == [lead]
     spec = {f["name"]: f for f in sf.Lead.describe()["fields"]}["CL_First_Click_Source__c"]
     assert (spec["custom"], spec["length"], spec["updateable"], spec["label"]) == (True, 40, True, "First Click Source")
-    lead = sb.create("Lead", {"LastName": "F", "Company": "X"})
     sf.Lead.update(lead, {"CL_First_Click_Source__c": "google", "CL_Visits__c": 2})
     [row] = sf.query("SELECT CL_First_Click_Source__c, CL_Visits__c FROM Lead")["records"]
     assert (row["CL_First_Click_Source__c"], row["CL_Visits__c"]) == ("google", 2.0)
