@@ -296,8 +296,6 @@ class _Checker:
         if "timestamp_micros" in body:
             issues += self._timestamp(body["timestamp_micros"], "timestamp_micros")
         events = body.get("events") or []
-        if not isinstance(events, list):
-            events = [events]
         if not events and not body.get("user_data"):
             # "You can send a request that contains only user data, without events." (§7.2)
             issues.append(Issue("VALUE_REQUIRED", "Measurement requires at least one event.", "events"))
@@ -425,7 +423,7 @@ class _Checker:
                                     f"{path}.params.currency"))
         if name in MONEY_EVENTS:
             transaction_id = params.get("transaction_id")
-            if not (isinstance(transaction_id, str) and transaction_id.strip()):
+            if transaction_id is None or (isinstance(transaction_id, str) and not transaction_id.strip()):
                 issues.append(Issue("VALUE_REQUIRED", f"Event at index: [{index}] ({name}) requires a non-empty "
                                                       "transaction_id.", f"{path}.params.transaction_id"))
         return issues

@@ -255,6 +255,8 @@ VALIDATION_TABLE = [
      f"§6.1 {REF}, P8 {EVENTS}"),
     ("purchase-without-transaction-id", _body(_event("purchase", value=1, currency="USD")), None,
      "VALUE_REQUIRED", "events[0].params.transaction_id", f"§4.1 {EVENTS}"),
+    ("transaction-id-number", _body(purchase(123, 1)), STRICT, "VALUE_INVALID", "events[0].params.transaction_id",
+     f"§4.1 {EVENTS}, §6.1 {REF}"),
     ("refund-empty-transaction-id", _body(_event("refund", transaction_id="", value=1, currency="USD")), None,
      "VALUE_REQUIRED", "events[0].params.transaction_id", f"§4.2-§4.3 {TXID}"),
     ("email-not-hashed", _body(user_id="u1", user_data={"sha256_email_address": ["jane@example.com"]}), None,
