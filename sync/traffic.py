@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -114,11 +115,16 @@ class TrafficSource:
 
 def url_parameters(url: str) -> dict[str, str]:
     """Non-empty query parameters of ``url``, first value of each; never raises."""
+    return dict(_query(url or ""))
+
+
+@lru_cache(maxsize=4096)  # one journey asks about the same landing URLs several times
+def _query(url: str) -> tuple[tuple[str, str], ...]:
     try:
-        query = urlsplit(url or "").query
+        query = urlsplit(url).query
     except ValueError:
-        return {}
-    return {key: values[0] for key, values in parse_qs(query).items() if values and values[0]}
+        return ()
+    return tuple((key, values[0]) for key, values in parse_qs(query).items() if values and values[0])
 
 
 def host_of(url: str) -> str:
