@@ -71,7 +71,8 @@ def _listed(source: str, category: str) -> bool:
 
 def default_channel_group(source: str, medium: str, campaign: str = "") -> str:
     """The session/first-user default channel group for a source, medium and campaign name."""
-    s, m, c = source.strip().lower(), medium.strip().lower(), campaign.strip().lower()
+    s, m = (value.strip().lower() or NOT_SET for value in (source, medium))  # GA4 shows blanks as (not set)
+    c = campaign.strip().lower()
     paid = bool(_PAID_MEDIUM.match(m))
     shopping = _listed(s, "SHOPPING") or bool(_SHOP_CAMPAIGN.match(c))
     if s == DIRECT and m in (NOT_SET, NONE):
@@ -154,9 +155,9 @@ def _query(url: str) -> dict[str, str]:
 def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "") -> TrafficSource:
     """What GA4 records as the traffic source of a hit landing on ``page_url`` from ``referrer``.
 
-    A referrer on the page's own site (or a subdomain of it; ``own_host`` when the page URL has
-    no host) is not a new traffic source. A Meta ``fbclid`` is only an indicator (GA4 has no integration that
-    turns it into a source), so it changes nothing here.
+    A referrer on the page's own site or a subdomain of it (``own_host`` when the page URL has
+    no host) is not a new traffic source. A Meta ``fbclid`` is only an indicator: GA4 has no
+    integration that turns it into a source, so it changes nothing here.
     """
     query = _query(page_url)
     campaign = query.get("utm_campaign") or NOT_SET
@@ -165,10 +166,14 @@ def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "")
     for key, source in _CLICK_ID_SOURCES:
         if query.get(key):
             return TrafficSource(source, "cpc", campaign)
+    if query.get("utm_campaign") or query.get("utm_id"):
+        # A manually tagged link without source and medium: those are "(not set)", not taken
+        # from the referrer (inference: GA4 reads a tagged landing page as a campaign click).
+        return TrafficSource(NOT_SET, NOT_SET, campaign)
     host = _host(referrer)
     site = _host(page_url) or own_host.lower().removeprefix("www.")
     if not host or (site and (host == site or host.endswith("." + site))):
-        return DIRECT_TRAFFIC if campaign == NOT_SET else TrafficSource(DIRECT, NONE, campaign)
+        return DIRECT_TRAFFIC
     for engine, pattern in _SEARCH_ENGINES:
         if pattern.match(host):
             return TrafficSource(engine, "organic", campaign if campaign != NOT_SET else "(organic)")

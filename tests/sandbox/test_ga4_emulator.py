@@ -402,6 +402,8 @@ VISITS = [
     ("10.11", SITE + "?fbclid=IwAR1", "", "(direct) / (none)", "Direct"),
     ("10.12", SITE, "https://blog.example.com/post", "(direct) / (none)", "Direct"),
     ("10.13", SITE + "?utm_source=linkedin&utm_medium=paid_social", "", "linkedin / paid_social", "Paid Social"),
+    ("10.14", SITE + "?utm_campaign=spring", "https://www.google.com/", "(not set) / (not set)", "Unassigned"),
+    ("10.15", SITE, "https://search.brave.com/search?q=x", "search.brave.com / referral", "Referral"),
 ]
 
 
@@ -409,7 +411,9 @@ def test_first_user_source_comes_from_the_first_tagging_hit(ga4):
     """§2.4: first-user source/medium/campaign is "from the first_visit" and fixed; MP revenue
     with the same client_id reports under it without a session
     (https://developers.google.com/analytics/bigquery/traffic-attribution-data). Channels per
-    Google's default channel group rules ([CHANNELS]); an fbclid is only an indicator."""
+    Google's default channel group rules ([CHANNELS]) and its source lists, so a search engine
+    missing from them (Brave) is a referral; an fbclid is only an indicator; a link tagged with
+    utm_campaign alone leaves source and medium (not set) (inference)."""
     for client_id, url, referrer, _, _ in VISITS:
         hit(ga4, client_id, url, referrer)
         hit(ga4, client_id, SITE + "?utm_source=later&utm_medium=cpc", session_id="1763650000")
@@ -563,6 +567,7 @@ def test_control_api_over_http(ga4):
 @pytest.mark.parametrize("source, medium, campaign, channel", [
     ("(direct)", "(none)", "", "Direct"),
     ("(direct)", "(not set)", "", "Direct"),
+    ("(direct)", "", "", "Direct"),
     ("google", "cpc", "spring-cross-network", "Cross-network"),
     ("amazon", "cpc", "", "Paid Shopping"),
     ("partner", "ppc", "summer-shop", "Paid Shopping"),
