@@ -304,8 +304,7 @@ class Api:
             raise WriteError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
         fault = self._record_fault(request, sobject, set())
         if fault is not None:
-            code, message = record_error(fault, "")
-            raise WriteError(code, message.rstrip(": "))
+            raise WriteError(*record_error(fault, ""))
         record_id = self.store.insert(sobject.name, values, user_id=request.session.user_id,
                                       auto_assign=_auto_assign(request))
         return self._rest_response({"id": record_id, "success": True, "errors": []}, 201)
@@ -423,7 +422,7 @@ class Api:
         if self.faults.faults:
             fault = self.faults.take(("invalid_locator",), request.method, request.raw_target, set())
         if cursor is None or fault is not None:
-            self.cursors.pop(locator, None) if fault is not None else None
+            self.cursors.pop(locator, None)
             return self._rest_response([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}],
                                        400)
         cursor.touched = now

@@ -97,7 +97,8 @@ class FaultBook:
 
 
 def lock_row_error(record_id: str) -> tuple[str, str]:
-    return "UNABLE_TO_LOCK_ROW", f"unable to obtain exclusive access to this record or 1 records: {record_id}"
+    message = "unable to obtain exclusive access to this record or 1 records"
+    return "UNABLE_TO_LOCK_ROW", f"{message}: {record_id}" if record_id else message
 
 
 def validation_error(fault: Fault) -> tuple[str, str]:
