@@ -8,6 +8,7 @@
      │    └── MappingError          a field mapping is invalid (.path, .line, .field)
      ├── TransientError             blame "transient": retry later (5xx, timeouts, resets)
      │    └── RateLimited           the remote asked us to slow down (.retry_after seconds)
+     ├── DeliveryUncertain          blame "transient": the request may or may not have arrived
      ├── BudgetExhausted            blame "remote": a daily API allowance is (nearly) used up
      ├── RemoteError                blame "remote": the remote answered something unusable
      └── RecordError                one record failed; skip it, dead-letter it, keep going
@@ -59,6 +60,16 @@ class RateLimited(TransientError):
     def __init__(self, user_message: str, retry_after: float | None = None) -> None:
         super().__init__(user_message)
         self.retry_after = retry_after
+
+
+class DeliveryUncertain(ClosedloopError):
+    """The connection failed after the request left: the remote may have acted on it.
+
+    Deliberately not a :class:`TransientError`, so the retry policy does not resend it: for a
+    request the remote does not de-duplicate (a GA4 refund), resending could count it twice.
+    """
+
+    blame = "transient"
 
 
 class BudgetExhausted(ClosedloopError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,15 +24,21 @@ class _TimeoutAdapter(HTTPAdapter):
 
 
 class CallCounter:
-    """Counts API calls per system (for metrics, budgets and the API-calls-per-record tests)."""
+    """Counts API calls per system (for metrics, budgets and the API-calls-per-record tests).
 
-    def __init__(self) -> None:
+    ``listener(system, n)`` hears every count, e.g. to feed a Prometheus counter, without the
+    adapters knowing about the daemon's metrics."""
+
+    def __init__(self, listener: Callable[[str, int], None] | None = None) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.listener = listener
 
     def add(self, system: str, n: int = 1) -> None:
         with self._lock:
             self.counts[system] += n
+        if self.listener is not None:
+            self.listener(system, n)
 
     def __getitem__(self, system: str) -> int:
         return self.counts[system]

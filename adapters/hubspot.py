@@ -304,6 +304,18 @@ class HubSpotAdapter:
             seen = seen + at_newest if newest == start else at_newest
             start = newest
 
+    def count_changed(self, object_name: str, since: datetime, until: datetime) -> int:
+        """How many records ``iter_changed`` would yield (search's ``total``), for progress bars."""
+        modified = MODIFIED[object_name]
+        body = {"filterGroups": [{"filters": [{"propertyName": modified, "operator": "GTE", "value": str(_ms(since))},
+                                              {"propertyName": modified, "operator": "LTE", "value": str(_ms(until))}]}],
+                "properties": ["hs_object_id"], "limit": 1, "after": "0"}
+        data, status = self._call(f"count {object_name}", f"{object_name}.search", "do_search", body, search=True,
+                                  raw=True)
+        if status != 200 or "total" not in data:
+            raise RemoteError(f"HubSpot search {object_name} answered HTTP {status} without a total")
+        return int(data["total"])
+
     def _drain_millisecond(self, object_name, properties, modified, moment, extra_filters):
         after_id = "0"
         while True:

@@ -256,6 +256,14 @@ class SalesforceAdapter:
                               modified_at=parse_datetime(row["SystemModstamp"]), fields=row,
                               converted=bool(row.get("IsConverted"))) for row in page]
 
+    def count_changed(self, object_name: str, since: datetime, until: datetime, where: str = "") -> int:
+        """How many records ``iter_changed`` would yield (one COUNT() query), for progress bars."""
+        conditions = [f"SystemModstamp >= {_soql_datetime(since)}", f"SystemModstamp <= {_soql_datetime(until)}"]
+        if where:
+            conditions.append(f"({where})")
+        soql = f"SELECT COUNT() FROM {object_name} WHERE {' AND '.join(conditions)}"
+        return int(self._call(f"count {object_name}", lambda sf: sf.query(soql))["totalSize"])
+
     def records_by_id(self, object_name: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
         """Current values of ``fields`` for ``ids`` (chunked so URLs stay short)."""
         wanted = ", ".join(dict.fromkeys(["Id", *fields]))

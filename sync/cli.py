@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -68,9 +69,10 @@ config_option = click.option(
     help="Config file (default: ./closedloop.toml if present, else built-in defaults).")
 
 
-def boot(config_path: Path | None, *, check_schema: bool = True) -> tuple[Config, Store]:
-    """Load the config, set up logging and open the store (checking its schema)."""
-    config = load_config(config_path)
+def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True) -> tuple[Config, Store]:
+    """Load the config, set up logging and open the store (checking its schema). ``remote=False``
+    for commands that never call a CRM or GA4: their secrets need not be in the environment."""
+    config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
     store = Store(config.database_url)
     if check_schema:
@@ -114,7 +116,7 @@ def collector(config_path: Path | None) -> None:
 
     from sync.collector.app import create_app
 
-    config, store = boot(config_path)
+    config, store = boot(config_path, remote=False)
     settings = config.settings.collector
     uvicorn.run(create_app(config, store), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, lifespan="on")
@@ -124,7 +126,7 @@ def collector(config_path: Path | None) -> None:
 @config_option
 def migrate(config_path: Path | None) -> None:
     """Create or upgrade the state database schema."""
-    config, store = boot(config_path, check_schema=False)
+    config, store = boot(config_path, check_schema=False, remote=False)
     before, after = store.migrate()
     if before == after:
         click.echo(f"state schema is up to date ({after}) in {store.safe_url}")
@@ -197,7 +199,7 @@ def status(config_path: Path | None) -> None:
     """Show each job's last run, outcome, cursor, backlog and dead letters."""
     from sync.jobs import registry
 
-    config, store = boot(config_path)
+    config, store = boot(config_path, remote=False)
     console = Console()
     table = Table(title=f"closedloop status — {store.safe_url}", title_justify="left")
     table.add_column("job", no_wrap=True)
@@ -233,6 +235,12 @@ def status(config_path: Path | None) -> None:
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)
+    with store.session(readonly=True) as session:
+        open_dead = session.exec(select(DeadLetter.job, func.count()).where(DeadLetter.status == "open")
+                                 .group_by(DeadLetter.job)).all()
+    if open_dead:
+        console.print("[yellow]dead letters[/yellow] " + ", ".join(f"{job}: {count}" for job, count in open_dead)
+                      + " open — `closedloop dead-letters list`", highlight=False)
     for note in notes:
         console.print(f"[red]last failure[/red] {note}", highlight=False)
     with store.session(readonly=True) as session:
@@ -245,13 +253,139 @@ def status(config_path: Path | None) -> None:
 
 @main.command()
 @config_option
+@click.option("--crm", required=True, type=click.Choice(["salesforce", "hubspot"]), help="Which CRM to backfill.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only records changed since this day (UTC). Default: every record.")
+@click.option("--restart", is_flag=True, help="Forget an unfinished backfill and start again.")
+def backfill(config_path: Path | None, crm: str, since: datetime | None, restart: bool) -> None:
+    """Enrich the records a CRM already holds. Ctrl-C stops after the current page; run the same
+    command again to resume."""
+    import signal
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sync.backfill import Backfill, EnrichRunning
+    from sync.budgets import record_allowance
+    from sync.connections import Connections
+    from sync.jobs.base import StopRequested
+
+    config, store = boot(config_path)
+    connections = Connections(config)
+    job = Backfill(config, store, connections, crm, since=since.replace(tzinfo=timezone.utc) if since else None,
+                   restart=restart)
+    console = Console()
+    console.print(("Resuming" if job.resumed else "Starting") + f" the {crm} backfill of records changed since "
+                  f"{job.since.date() if job.since.year > 1970 else 'the beginning'}", highlight=False)
+
+    def stop_softly(signum, frame) -> None:
+        if job.stop.is_set():
+            raise KeyboardInterrupt
+        job.stop.set()
+        console.print("stopping after the current page (Ctrl-C again to stop at once)")
+
+    previous = {sig: signal.signal(sig, stop_softly) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tasks: dict[str, int] = {}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console)
+    try:
+        with progress:
+            result = job.run(on_start=lambda name, total: tasks.setdefault(name, progress.add_task(
+                                 f"{crm} {name}", total=total)),
+                             on_page=lambda name, n: progress.advance(tasks[name], n))
+    except (StopRequested, KeyboardInterrupt):
+        _fail("backfill interrupted; every page up to the last one is saved: run the same command again to resume",
+              EXIT_FAILED)
+    except EnrichRunning as exc:
+        _fail(str(exc), EXIT_FAILED)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        record_allowance(store, crm, connections.adapter(crm).allowance, datetime.now(timezone.utc))
+    console.print(f"backfill done: read {result.read} record(s), wrote {result.written}"
+                  + "".join(f"; {name}: {n}" for name, n in result.per_object.items()), highlight=False)
+    if result.waiting_for_visitor:
+        console.print(f"{result.waiting_for_visitor} record(s) have no web visitor yet; the daemon keeps checking "
+                      "them for [journey] match_wait_hours", highlight=False)
+    if result.dead_letters:
+        console.print(f"{result.dead_letters} open dead letter(s): closedloop dead-letters list", highlight=False)
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Records and GA4 events that failed for a reason retrying alone will not fix."""
+
+
+@dead_letters.command("list")
+@config_option
+@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None, help="Only this job's dead letters.")
+@click.option("--all", "show_all", is_flag=True, help="Include retried and dropped ones.")
+@click.option("--limit", default=50, show_default=True)
+def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool, limit: int) -> None:
+    """Show open dead letters, newest first, with the remote's reason."""
+    from sync.dead_letters import listing
+
+    _, store = boot(config_path, remote=False)
+    rows, total = listing(store, job=job, include_closed=show_all, limit=limit)
+    if not rows:
+        click.echo("no dead letters" + ("" if show_all else " open"))
+        return
+    now = datetime.now(timezone.utc)
+    click.echo(f"{total} dead letter(s)" + (f", newest {limit} shown" if total > limit else "") + ":")
+    for row in rows:  # two lines each: the reason is often long and must not be folded away
+        click.echo(f"#{row.id}  {_ago(now, row.created_at)}  {row.job}  {row.crm} {row.object} {row.record_id}  "
+                   f"{row.code}  [{row.status}]")
+        click.echo(f"    {row.message}")
+    click.echo("retry with `closedloop dead-letters retry ID...` once the cause is fixed, "
+               "or close with `closedloop dead-letters drop ID...`")
+
+
+@dead_letters.command("retry")
+@config_option
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every open dead letter (of --job, if given).")
+@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)
+def dead_letters_retry(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
+    """Queue dead letters again: the next run re-reads and rewrites the record, or resends the event."""
+    from sync.dead_letters import retry
+
+    _, store = boot(config_path, remote=False)
+    done = retry(store, _chosen(ids, every), job=job)
+    click.echo(f"queued {done.changed} dead letter(s) again" + _skipped(done))
+
+
+@dead_letters.command("drop")
+@config_option
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every open dead letter (of --job, if given).")
+@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)
+def dead_letters_drop(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
+    """Close dead letters without retrying (the record or event is left as it is)."""
+    from sync.dead_letters import drop
+
+    _, store = boot(config_path, remote=False)
+    done = drop(store, _chosen(ids, every), job=job)
+    click.echo(f"dropped {done.changed} dead letter(s)" + _skipped(done))
+
+
+def _chosen(ids: tuple[int, ...], every: bool) -> list[int] | None:
+    if bool(ids) == every:
+        raise click.UsageError("give dead-letter ids (see `closedloop dead-letters list`) or --all, not both")
+    return None if every else list(ids)
+
+
+def _skipped(done) -> str:
+    return f"; not open, so left alone: {', '.join(map(str, done.not_open))}" if done.not_open else ""
+
+
+@main.command()
+@config_option
 @click.argument("email")
 def forget(config_path: Path | None, email: str) -> None:
     """Erase a person (by email) from closedloop's store: visitors, touchpoints, identities,
     pending GA4 events. CRM records are not touched."""
     from sync.privacy import forget_email
 
-    config, store = boot(config_path)
+    config, store = boot(config_path, remote=False)
     try:
         with store.session() as session:
             report = forget_email(session, email)
@@ -271,7 +405,7 @@ def explain(config_path: Path | None, visitor_id: str) -> None:
     from sync.journey import explain as explain_journey
     from sync.stitching import find_person, touchpoints_for
 
-    config, store = boot(config_path)
+    config, store = boot(config_path, remote=False)
     with store.session(readonly=True) as session:
         person = find_person(session, visitor_ids=[visitor_id])
         hits = [to_hit(row) for row in touchpoints_for(session, person.visitor_ids)]
@@ -367,6 +501,114 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
     click.echo(f"{len(events) - problems} of {len(events)} event(s) valid")
     if problems:
         raise ClosedloopError(f"{problems} event(s) would be rejected or dropped by GA4")
+
+
+@main.command()
+@config_option
+@click.argument("kind", type=click.Choice(["source", "pipeline"]), default="source")
+@click.option("--model", type=click.Choice(["first_click", "last_click", "linear", "time_decay", "position",
+                                            "w_shaped"]), default="first_click", show_default=True,
+              help="How revenue is shared among a deal's touches.")
+@click.option("--half-life", "half_life", type=float, default=7.0, show_default=True,
+              help="Days; for the time_decay model.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="From this day (UTC).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC).")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a self-contained HTML report with charts to this file.")
+def report(config_path: Path | None, kind: str, model: str, half_life: float, since, until, output: str,
+           html_path: Path | None) -> None:
+    """Revenue and pipeline by channel, source, campaign and keyword."""
+    from datetime import timedelta
+
+    from sync.hits import journey_settings
+    from sync.reports import pipeline_report, source_report, to_csv, to_json
+
+    config, store = boot(config_path, remote=False)
+    since = since.replace(tzinfo=timezone.utc) if since else None
+    until = until.replace(tzinfo=timezone.utc) + timedelta(days=1) if until else None
+    settings = journey_settings(config)
+    with store.session(readonly=True) as session:
+        sources = source_report(session, settings, model=model, half_life=timedelta(days=half_life), since=since,
+                                until=until)
+        pipeline = pipeline_report(session, settings, since=since, until=until)
+    if html_path:
+        from sync.report_html import render_html
+
+        html_path.write_text(render_html(sources, pipeline), encoding="utf-8")
+    if output == "csv":
+        click.echo(to_csv(sources), nl=False)
+    elif output == "json":
+        click.echo(to_json(sources, pipeline))
+    else:
+        _print_report(sources, pipeline, kind)
+    if html_path:
+        click.echo(f"HTML report: {html_path.resolve()}", err=output != "table")
+
+
+def _print_report(sources, pipeline, kind: str) -> None:
+    from sync.reports import source_rows
+
+    console = Console(width=max(Console().width, 160))  # wide tables: don't squeeze them into 80 columns
+    if kind == "pipeline":
+        table = Table(title=f"Pipeline by stage and first-click channel ({pipeline.currency})", title_justify="left")
+        table.add_column("channel")
+        for stage in pipeline.stages:
+            table.add_column(stage, justify="right")
+        for channel in sorted({c for c, _ in pipeline.cells}):
+            cells = [pipeline.cells.get((channel, stage)) for stage in pipeline.stages]
+            table.add_row(channel, *[f"{c[0]} · {c[1]:,.0f}" if c else "–" for c in cells])
+        console.print(table)
+        return
+    table = Table(title=f"Revenue by source — {sources.model.replace('_', ' ')} model ({sources.currency})",
+                  title_justify="left")
+    for column in ("channel", "source", "campaign", "keyword"):
+        table.add_column(column, overflow="fold")
+    for column in ("visitors", "leads", "form", "call", "chat", "opps", "won", "revenue", "v→lead", "ROAS"):
+        table.add_column(column, justify="right")
+    for row in source_rows(sources):
+        rate = row["visitor_to_lead"]
+        table.add_row(row["channel"], row["source"], row["campaign"], row["term"], str(row["visitors"]),
+                      str(row["leads"]), str(row["form"]), str(row["call"]), str(row["chat"]),
+                      str(row["opportunities"]), str(row["won"]), f"{Decimal(row['revenue']):,.2f}",
+                      "–" if rate is None else f"{rate:.1%}", row["roas"] or "–")
+    console.print(table)
+    for currency, value in sources.other_currencies.items():
+        console.print(f"also {value:,.2f} {currency} of won revenue in {currency} (not converted)")
+
+
+@main.group()
+def spend() -> None:
+    """Ad spend for ROI and ROAS in the source report."""
+
+
+@spend.command("import")
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def spend_import(config_path: Path | None, path: Path) -> None:
+    """Import ad spend from a CSV file (date, channel and/or source, campaign, cost, currency)."""
+    from sync.spend import import_spend, parse_spend
+
+    config, store = boot(config_path, remote=False)
+    rows = parse_spend(path)
+    with store.session() as session:
+        count = import_spend(session, rows)
+    total = sum((row.cost for row in rows), Decimal(0))
+    click.echo(f"imported {count} spend row(s), {total:,.2f} in total, from {path}")
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".closedloop-demo"), show_default=True,
+              help="Where the demo keeps its config, state database and report (emptied first).")
+@click.option("--people", default=400, show_default=True, help="How many simulated buyers visit the site.")
+@click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same demo.")
+def demo(directory: Path, people: int, seed: int) -> None:
+    """See the whole loop close locally: sandbox CRMs and GA4, synthetic traffic, the daemon's jobs."""
+    from sync.demo import run_demo
+
+    configure_logging("WARNING", "text")
+    run_demo(directory, people=people, seed=seed)
 
 
 def _ago(now: datetime, then: datetime) -> str:

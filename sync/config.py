@@ -284,18 +284,20 @@ def _cross_checks(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
     return problems
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None, *,
+                require_secrets: bool = True) -> Config:
     """Read, validate and resolve a config file.
 
     ``path=None`` means ``./closedloop.toml`` when it exists, else the built-in defaults (the
     values documented in ``config.example.toml``). Raises :class:`ConfigError` listing every
-    problem.
+    problem. Commands that only read the state store (status, report, explain, forget...) pass
+    ``require_secrets=False``: a CRM secret missing from the environment does not concern them.
     """
     environ = os.environ if environ is None else environ
     if path is None:
         candidate = Path.cwd() / DEFAULT_CONFIG_NAME
         if not candidate.exists():
-            return _resolve(Settings(), None, Path.cwd(), "", environ)
+            return _resolve(Settings(), None, Path.cwd(), "", environ, require_secrets)
         path = candidate
     path = Path(path)
     try:
@@ -317,11 +319,11 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(_format(path, text, problems)) from None
     if problems:
         raise ConfigError(_format(path, text, problems))
-    return _resolve(settings, path, path.resolve().parent, text, environ)
+    return _resolve(settings, path, path.resolve().parent, text, environ, require_secrets)
 
 
 def _resolve(settings: Settings, path: Path | None, base_dir: Path, text: str,
-             environ: Mapping[str, str]) -> Config:
+             environ: Mapping[str, str], require_secrets: bool = True) -> Config:
     problems = _cross_checks(settings)
     secrets: dict[str, str] = {}
     for section, key, meaning in required_secrets(settings):
@@ -329,7 +331,7 @@ def _resolve(settings: Settings, path: Path | None, base_dir: Path, text: str,
         value = environ.get(env, "")
         if value:
             secrets[f"{section}.{key}"] = value
-        else:
+        elif require_secrets or (section, key) == ("state", "password_env"):
             problems.append(((section, key), f"environment variable {env} is not set (it should hold {meaning})"))
     if problems:
         raise ConfigError(_format(path or Path("built-in defaults"), text, problems))

@@ -10,6 +10,7 @@ from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
 from adapters.salesforce import SalesforceAdapter
 from adapters.salesforce_auth import SalesforceCredentials
 from mappings import MappingFile, load_mapping
+from sync import metrics
 from sync.config import Config
 from sync.ga4 import Ga4Sender
 
@@ -22,7 +23,7 @@ class Connections:
 
     def __init__(self, config: Config, counter: CallCounter | None = None) -> None:
         self.config = config
-        self.counter = counter or CallCounter()
+        self.counter = counter or CallCounter(lambda system, n: metrics.api_calls.labels(system).inc(n))
         self._lock = threading.Lock()
         self._adapters: dict[str, object] = {}
         self._mappings: dict[str, MappingFile] = {}

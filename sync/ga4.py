@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
-from adapters.errors import RemoteError, TransientError
+from adapters.errors import DeliveryUncertain, RemoteError, TransientError
 from adapters.retry import RetryPolicy
+from sync import metrics
 
 MAX_EVENTS = 25
 MAX_PARAMS = 25
@@ -216,9 +218,13 @@ class Ga4Sender:
         """The request URL as it may appear in logs: no api_secret."""
         return f"{self.endpoint}{path}?measurement_id={self.measurement_id}&api_secret=***"
 
-    def send(self, body: dict[str, Any]) -> None:
-        """Send one request (≤ 25 events). Raises TransientError after retries, RemoteError on 4xx."""
-        self.policy.call(f"GA4 {self.safe_url('/mp/collect')}", lambda: self._post("/mp/collect", body))
+    def send(self, body: dict[str, Any], *, idempotent: bool = True) -> None:
+        """Send one request (≤ 25 events). Raises TransientError after retries, RemoteError on 4xx.
+
+        ``idempotent=False`` (events GA4 does not de-duplicate): a connection that fails after the
+        request may have left raises DeliveryUncertain at once instead of being retried."""
+        self.policy.call(f"GA4 {self.safe_url('/mp/collect')}",
+                         lambda: self._post("/mp/collect", body, idempotent=idempotent))
 
     def validate_remotely(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """Ask the validation server (``/debug/mp/collect``, strict mode); returns its messages."""
@@ -230,7 +236,7 @@ class Ga4Sender:
         except ValueError:
             raise RemoteError(f"GA4 validation server at {self.endpoint} answered something that is not JSON") from None
 
-    def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> requests.Response:
         url = f"{self.endpoint}{path}"
         try:
             response = self.session.post(url, params={"measurement_id": self.measurement_id,
@@ -238,11 +244,23 @@ class Ga4Sender:
                                          data=json.dumps(body, separators=(",", ":")),
                                          headers={"Content-Type": "application/json"}, timeout=self.timeout)
         except requests.RequestException as exc:
+            if not idempotent and not _never_connected(exc):
+                raise DeliveryUncertain(f"GA4 {self.safe_url(path)}: {type(exc).__name__} after the request was "
+                                        "sent; GA4 may or may not have it") from None
             raise TransientError(f"GA4 {self.safe_url(path)}: {type(exc).__name__}") from None
         self.requests_sent += 1
+        metrics.api_calls.labels("ga4").inc()
         if response.status_code >= 500:
             raise TransientError(f"GA4 {self.safe_url(path)} answered {response.status_code}")
         if response.status_code >= 300:
             raise RemoteError(f"GA4 {self.safe_url(path)} refused the request with {response.status_code}; "
                               "check measurement_id and endpoint (it is not retried)")
         return response
+
+
+def _never_connected(error: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (no connection was made)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)

@@ -3,20 +3,29 @@
 Events reach the outbox in the same transaction as the CRM fact they record; here they leave
 it. Up to 25 events that share a client id go in one request. An event that breaks a
 documented limit is dead-lettered with the reason instead of being sent (production GA4 would
-accept and silently drop it). A crash between sending and marking resends at most that one
-request: purchases de-duplicate on ``transaction_id`` in GA4; the window for anything else is
-one request wide.
+accept and silently drop it).
+
+Once and only once, across crashes: events are claimed (``pending`` → ``sending``, committed)
+before their request leaves and marked ``sent`` after GA4 answers. Events still ``sending`` when
+a drain starts belong to a drain that died mid-request. A purchase among them is sent again —
+GA4 de-duplicates purchases by ``transaction_id`` — but GA4 de-duplicates nothing else, so a
+refund or lead event is never resent on a guess: it becomes ``uncertain`` and is dead-lettered
+(GA4_DELIVERY_UNCERTAIN) for a person to check in GA4 and, if it is missing, to resend with
+``closedloop dead-letters retry``. A connection that fails after such a request left is treated
+the same way. Only one drain runs at a time (per process and, on PostgreSQL, per cluster).
 """
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import col, func, select
 
-from adapters.errors import RemoteError, TransientError
+from adapters.errors import DeliveryUncertain, RemoteError, TransientError
 from state.models import DeadLetter, OutboxEvent
 from sync import metrics
 from sync.ga4 import MAX_EVENTS, Ga4Sender, validate_request
@@ -24,6 +33,8 @@ from sync.ga4_events import grouping_key, request_body
 
 log = logging.getLogger(__name__)
 PAGE = 500
+LOCK = "ga4-outbox"
+_drain_lock = threading.Lock()  # the revenue and lifecycle jobs both drain, maybe in parallel threads
 
 
 @dataclass
@@ -35,7 +46,58 @@ class DrainResult:
 
 
 def drain_outbox(store, sender: Ga4Sender, now, checkpoint=lambda: None) -> DrainResult:
-    """Send every pending event; stops early (leaving events pending) if GA4 is unreachable."""
+    """Send every pending event; stops early (leaving events pending) if GA4 is unreachable.
+
+    Returns at once (``stopped_by`` says why) when another drain holds the outbox."""
+    if not _drain_lock.acquire(blocking=False):
+        return DrainResult(stopped_by="another drain is running")
+    try:
+        with store.job_lock(LOCK) as acquired:
+            if not acquired:
+                return DrainResult(stopped_by="another instance is draining")
+            recover_interrupted(store, now())
+            return _drain(store, sender, now, checkpoint)
+    finally:
+        _drain_lock.release()
+
+
+def idempotent(event: OutboxEvent) -> bool:
+    """GA4 de-duplicates this event itself (a purchase with a transaction id), so resending is safe."""
+    params = (event.payload.get("event") or {}).get("params") or {}
+    return event.event_name == "purchase" and bool(params.get("transaction_id"))
+
+
+def recover_interrupted(store, moment: datetime) -> int:
+    """Settle events a dead drain left ``sending``; returns how many were found."""
+    with store.session() as session:
+        stuck = session.exec(select(OutboxEvent).where(OutboxEvent.status == "sending")).all()
+        for event in stuck:
+            if idempotent(event):
+                event.status = "pending"
+                session.add(event)
+            else:
+                _mark_uncertain(session, event, "the daemon stopped while this event's request was in flight")
+    if stuck:
+        log.warning("%d GA4 event(s) were in flight when a drain stopped; purchases will be resent, "
+                    "the rest are dead-lettered as GA4_DELIVERY_UNCERTAIN", len(stuck))
+    return len(stuck)
+
+
+def _mark_uncertain(session, event: OutboxEvent, why: str) -> None:
+    params = (event.payload.get("event") or {}).get("params") or {}
+    what = f"{event.event_name}" + (f" {params['transaction_id']}" if params.get("transaction_id") else "")
+    reason = (f"{why}; GA4 may or may not have this {what} and does not de-duplicate it, so closedloop will "
+              "not resend it on its own: check GA4 and, if it is missing, run `closedloop dead-letters retry`")
+    event.status, event.last_error = "uncertain", reason[:2000]
+    session.add(event)
+    session.add(DeadLetter(job="ga4", crm=event.crm, object=event.kind, record_id=event.record_id,
+                           code="GA4_DELIVERY_UNCERTAIN", message=reason[:2000],
+                           payload={"idempotency_key": event.idempotency_key, "client_id": event.client_id,
+                                    "event": event.payload.get("event")}))
+    metrics.ga4_events.labels("dead_lettered").inc()
+
+
+def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
     result = DrainResult()
     last_id = 0
     while True:
@@ -62,9 +124,11 @@ def drain_outbox(store, sender: Ga4Sender, now, checkpoint=lambda: None) -> Drai
 
 
 def _requests(events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
+    """Requests of ≤ 25 events that share a client id; resend-safe purchases travel apart from the
+    rest, so an uncertain delivery never holds back a purchase."""
     groups: OrderedDict[tuple, list[OutboxEvent]] = OrderedDict()
     for event in events:
-        groups.setdefault(grouping_key(event), []).append(event)
+        groups.setdefault((*grouping_key(event), idempotent(event)), []).append(event)
     return [group[start:start + MAX_EVENTS] for group in groups.values() for start in range(0, len(group), MAX_EVENTS)]
 
 
@@ -86,19 +150,37 @@ def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: date
     if not good:
         return
     body["events"] = [item for index, item in enumerate(body["events"]) if index not in bad]
+    ids = [event.id for event in good]
+    _set_status(store, ids, "pending", "sending")
     try:
-        sender.send(body)
+        sender.send(body, idempotent=all(idempotent(event) for event in good))
+    except TransientError:
+        _set_status(store, ids, "sending", "pending")  # it never arrived (or GA4 de-duplicates it)
+        raise
+    except DeliveryUncertain as exc:
+        with store.session() as session:
+            for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
+                _mark_uncertain(session, event, exc.user_message)
+        result.dead += len(good)
+        return
     except RemoteError as exc:
+        _set_status(store, ids, "sending", "pending")
         _dead_letter(store, [(event, exc.user_message) for event in good], "GA4_REFUSED")
         result.dead += len(good)
         return
     result.requests += 1
     with store.session() as session:
-        for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_([e.id for e in good]))).all():
+        for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
             event.status, event.sent_at, event.attempts = "sent", moment, event.attempts + 1
             session.add(event)
     metrics.ga4_events.labels("sent").inc(len(good))
     result.sent += len(good)
+
+
+def _set_status(store, ids: list[int], old: str, new: str) -> None:
+    with store.session() as session:
+        session.execute(update(OutboxEvent).where(col(OutboxEvent.id).in_(ids), OutboxEvent.status == old)
+                        .values(status=new))
 
 
 def _dead_letter(store, failures: list[tuple[OutboxEvent, str]], code: str) -> None:

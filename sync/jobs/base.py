@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar
 from adapters.errors import BudgetExhausted, ClosedloopError
 from state import Store
 from state.models import JobRun
+from sync import metrics
 from sync.config import Config
 
 log = logging.getLogger(__name__)
@@ -162,5 +163,6 @@ class JobRunner:
             return RunOutcome(job.name, "failed", ctx.result, f"{type(exc).__name__}: {first_line}")
 
     def _finish(self, outcome: RunOutcome) -> None:
+        metrics.job_duration.labels(outcome.job, outcome.outcome).observe(outcome.seconds)
         if self.on_finish:
             self.on_finish(outcome)

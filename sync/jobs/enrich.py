@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlmodel import Session, col, func, select
 
@@ -109,13 +109,17 @@ class EnrichJob(Job):
 class CrmEnricher:
     """Enrichment of one CRM during one job run."""
 
-    def __init__(self, crm: str, ctx: JobContext, *, since_override: datetime | None = None) -> None:
+    def __init__(self, crm: str, ctx: JobContext, *, start: datetime | None = None, stream: str = "enrich",
+                 on_page: Callable[[str, int], None] | None = None) -> None:
+        """``stream`` names the cursors (``backfill`` keeps its own, apart from the daemon's);
+        ``start`` is where a stream with no cursor begins (default: a day ago); ``on_page`` hears
+        (object, records) after each page is committed."""
         self.crm, self.ctx = crm, ctx
         self.adapter = ctx.connections.adapter(crm)
         self.mapping = ctx.connections.mapping(crm)
         self.profile = PROFILES[crm]
         self.settings = journey_settings(ctx.config)
-        self.since_override = since_override
+        self.start, self.stream, self.on_page = start, stream, on_page
         self._specs: dict[str, dict[str, FieldSpec]] = {}
 
     def run(self, objects: Iterable[str] | None = None) -> None:
@@ -128,6 +132,7 @@ class CrmEnricher:
         for object_name in self.profile.person_objects:
             if object_name in wanted and self.mapping.get(object_name):
                 self.recheck_pending(self.mapping.get(object_name))
+        self.retry_dead_letters()
 
     # -- polling ----------------------------------------------------------------------
 
@@ -143,13 +148,13 @@ class CrmEnricher:
         return list(dict.fromkeys(fields))
 
     def poll(self, object_mapping: ObjectMapping) -> None:
-        stream = f"{EnrichJob.name}:{object_mapping.object}"
+        stream = f"{self.stream}:{object_mapping.object}"
         now = self.ctx.now()
         until = now - self.profile.lag(self.ctx.config, self.crm)
         with self.ctx.store.session(readonly=True) as session:
             cursor = session.get(Cursor, (self.crm, stream))
-        since = self.since_override or (datetime.fromisoformat(cursor.value) - self.profile.lookback(
-            self.ctx.config, self.crm) if cursor else now - INITIAL_WINDOW)
+        since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
+            else self.start or now - INITIAL_WINDOW
         where = self.profile.filters.get(object_mapping.object, "")
         pages = self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping), since, until,
                                           **({"where": where} if where else {}))
@@ -161,6 +166,8 @@ class CrmEnricher:
             self.ctx.result.records_read += len(page)
             newest = min(max(record.modified_at for record in page), until)
             self.process(object_mapping, page, cursor=(stream, newest))
+            if self.on_page:
+                self.on_page(object_mapping.object, len(page))
 
     def recheck_pending(self, object_mapping: ObjectMapping) -> None:
         """Leads still waiting for their visitor: look again, or give up after the wait."""
@@ -171,20 +178,45 @@ class CrmEnricher:
                 LeadSync.crm == self.crm, LeadSync.object == object_mapping.object,
                 LeadSync.status == "pending_visitor", LeadSync.last_checked_at < now - PENDING_RECHECK)
                 .order_by(LeadSync.last_checked_at).limit(PENDING_BATCH)).all()
-        if not waiting:
-            return
+        if waiting:
+            self.reread(object_mapping, [(sync.record_id, sync.record_created_at or sync.first_seen_at)
+                                         for sync in waiting], wait=wait)
+
+    def retry_dead_letters(self) -> None:
+        """Records a person queued again with ``closedloop dead-letters retry``: re-read, rewrite."""
+        with self.ctx.store.session(readonly=True) as session:
+            letters = session.exec(select(DeadLetter).where(
+                DeadLetter.job == EnrichJob.name, DeadLetter.crm == self.crm, DeadLetter.status == "retry")
+                .order_by(DeadLetter.id).limit(PENDING_BATCH)).all()
+            by_object: dict[str, dict[str, datetime]] = {}
+            for letter in letters:
+                sync = session.get(LeadSync, (self.crm, letter.object, letter.record_id))
+                by_object.setdefault(letter.object, {})[letter.record_id] = \
+                    (sync.record_created_at or sync.first_seen_at) if sync else letter.created_at
+        for object_name, records in by_object.items():
+            object_mapping = self.mapping.get(object_name)
+            found = self.reread(object_mapping, list(records.items())) if object_mapping else set()
+            with self.ctx.store.session() as session:
+                for letter in letters:
+                    if letter.object == object_name:
+                        stored = session.get(DeadLetter, letter.id)
+                        stored.status = "retried" if letter.record_id in found else "gone"
+                        stored.resolved_at = self.ctx.now()
+                        session.add(stored)
+
+    def reread(self, object_mapping: ObjectMapping, records: list[tuple[str, datetime]], *,
+               wait: timedelta | None = None) -> set[str]:
+        """Read these records by id and process them again; returns the ids the CRM still has."""
         self.ctx.checkpoint()
-        current = self.adapter.records_by_id(object_mapping.object, [w.record_id for w in waiting],
+        now = self.ctx.now()
+        current = self.adapter.records_by_id(object_mapping.object, [record_id for record_id, _ in records],
                                              self.read_fields(object_mapping) + (
                                                  ["CreatedDate"] if self.crm == "salesforce" else ["createdate"]))
-        records = []
-        for sync in waiting:
-            fields = current.get(sync.record_id)
-            if fields is None:
-                continue
-            records.append(LeadRecord(object_mapping.object, sync.record_id,
-                                      sync.record_created_at or sync.first_seen_at, now, fields))
-        self.process(object_mapping, records, cursor=None, wait=wait)
+        found = [LeadRecord(object_mapping.object, record_id, created_at, now, current[record_id])
+                 for record_id, created_at in records if record_id in current]
+        if found:
+            self.process(object_mapping, found, cursor=None, wait=wait)
+        return {record.id for record in found}
 
     # -- one page -----------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""What an operator watches: ``/healthz`` and ``/metrics`` on a daemon that has done real work."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import DESKTOP_UA, World, free_port
+from sync.collector.app import create_app
+from sync.collector.server import BackgroundServer
+from test_collector import beacon
+from test_enrich import journey
+from test_revenue import won_salesforce_deal
+
+
+@pytest.fixture
+def world(tmp_path):
+    world = World(tmp_path)
+    world.create_fields()
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def collector(world):
+    port = free_port()
+    server = BackgroundServer(create_app(world.config, world.store), "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def samples(base: str) -> dict[tuple, float]:
+    response = requests.get(f"{base}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def value(snapshot, name, **labels) -> float:
+    return snapshot.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_the_work_done(world, collector):
+    before = samples(collector)
+    journey(world, "visitor3001", "ops@x.example")
+    world.salesforce.create("Lead", {"LastName": "Ops", "Company": "X", "Email": "ops@x.example"})
+    world.run("enrich")
+    won_salesforce_deal(world, 50, 4200, "https://www.example.com/?utm_source=google&utm_medium=cpc")
+    world.run("revenue")
+    response = requests.post(f"{collector}/collect", data=json.dumps(beacon()), timeout=10,
+                             headers={"Content-Type": "text/plain", "User-Agent": DESKTOP_UA})
+    assert response.status_code < 300, response.text
+    after = samples(collector)
+
+    def grew(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("closedloop_records_read_total", crm="salesforce", object="Lead") >= 1
+    assert grew("closedloop_records_written_total", crm="salesforce", object="Lead") >= 1
+    assert grew("closedloop_api_calls_total", system="salesforce") >= 3
+    assert grew("closedloop_api_calls_total", system="ga4") >= 1
+    assert grew("closedloop_ga4_events_total", outcome="sent") >= 1
+    assert grew("closedloop_job_duration_seconds_count", job="enrich", outcome="ok") >= 2
+    assert grew("closedloop_job_duration_seconds_count", job="revenue", outcome="ok") == 1
+    assert value(after, "closedloop_api_budget_remaining", system="salesforce", window="daily") > 0
+    assert value(after, "closedloop_outbox_depth") == 0
+    assert grew("closedloop_collector_requests_total", outcome="accepted") == 1
+
+
+def test_healthz_reports_each_job_and_which_are_stale(world, collector):
+    health = requests.get(f"{collector}/healthz", timeout=10).json()
+    assert health["status"] == "ok" and "enrich" in health["stale_jobs"]  # never ran yet
+    world.run("enrich")
+    health = requests.get(f"{collector}/healthz", timeout=10).json()
+    assert "enrich" not in health["stale_jobs"]
+    enrich = health["jobs"]["enrich"]
+    assert enrich["last_outcome"] == "ok" and enrich["seconds_since_success"] < 60
