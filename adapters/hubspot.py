@@ -44,6 +44,7 @@ T = TypeVar("T")
 BATCH_LIMIT = 100
 SEARCH_PAGE = 200
 EXCLUDE_LIMIT = 100
+BODY_LIMIT = 3000  # characters in a search request body (reference: hubspot-api.md, search)
 ASSOCIATION_BATCH = 1000
 MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
 KIND_BY_TYPE = {"string": "string", "number": "number", "datetime": "datetime", "date": "date",
@@ -69,6 +70,10 @@ class HubSpotCredentials:
 class HubSpotAdapter:
     """One HubSpot account."""
 
+    # Search pages may be fetched from another thread while a page is processed (each API object
+    # has its own connection pool; the limiters are thread-safe).
+    concurrent_reads = True
+
     name = "hubspot"
 
     def __init__(self, credentials: HubSpotCredentials, *, host: str = "https://api.hubapi.com",
@@ -85,7 +90,8 @@ class HubSpotAdapter:
         self.configured_won_stages = list(won_stages or [])
         self.configured_currency = company_currency
         self.limiter = SlidingWindowLimiter(100, 10.0, clock=monotonic, sleep=sleep)
-        self.search_limiter = SlidingWindowLimiter(4, 1.0, clock=monotonic, sleep=sleep)
+        # HubSpot allows 5 searches a second, counted on arrival: 5 per 1.05 s leaves room for jitter.
+        self.search_limiter = SlidingWindowLimiter(5, 1.05, clock=monotonic, sleep=sleep)
         self._lock = threading.Lock()
         options: dict[str, Any] = {"host": self.host, "retry": Retry(total=0, raise_on_status=False)}
         if ca_bundle:
@@ -272,32 +278,37 @@ class HubSpotAdapter:
         """Records modified in [since, until], oldest first, a page at a time (keyset windows).
 
         Each query starts at the newest timestamp read so far; records already read at that
-        very millisecond are excluded by id (up to ``EXCLUDE_LIMIT`` of them, keeping the body
-        under the 3,000-character cap); a millisecond holding more is drained by id."""
+        very millisecond are excluded by id, as many as the 3,000-character body cap leaves room
+        for next to the properties asked for; a millisecond holding more is drained by id."""
         modified = MODIFIED[object_name]
         properties = list(dict.fromkeys(["createdate", modified, *fields]))
         start, end = _ms(since), _ms(until)
         extra = list(extra_filters or [])
         seen: list[str] = []  # ids already read whose timestamp is `start`
+        plain = [[{"propertyName": modified, "operator": "GTE", "value": str(start)},
+                  {"propertyName": modified, "operator": "LTE", "value": str(end)}, *extra]]
+        if len(_search_body(properties, plain, modified)) > BODY_LIMIT:
+            raise ConfigError(f"HubSpot search bodies may not exceed {BODY_LIMIT:,} characters, and the {object_name} "
+                              f"mapping asks for {len(properties)} properties: map fewer fields (or shorter names)")
         while start <= end:
-            if len(seen) > EXCLUDE_LIMIT:
-                yield from self._drain_millisecond(object_name, properties, modified, start, extra)
-                start, seen = start + 1, []
-                continue
             if seen:
                 groups = [[{"propertyName": modified, "operator": "EQ", "value": str(start)},
                            {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": seen}, *extra],
                           [{"propertyName": modified, "operator": "GT", "value": str(start)},
                            {"propertyName": modified, "operator": "LTE", "value": str(end)}, *extra]]
+                if len(seen) > EXCLUDE_LIMIT or len(_search_body(properties, groups, modified)) > BODY_LIMIT:
+                    yield from self._drain_millisecond(object_name, properties, modified, start, extra, set(seen))
+                    start, seen = start + 1, []
+                    continue
             else:
                 groups = [[{"propertyName": modified, "operator": "GTE", "value": str(start)},
                            {"propertyName": modified, "operator": "LTE", "value": str(end)}, *extra]]
-            page = self._search(object_name, properties, groups, sort=modified)
+            page, total = self._search(object_name, properties, groups, sort=modified)
             records = [self._record(object_name, item, modified) for item in page]
             if not records:
                 return
             yield records
-            if len(records) < SEARCH_PAGE:
+            if len(records) < SEARCH_PAGE or len(records) >= total:  # `total`: no empty page to learn it
                 return
             newest = max(_ms(record.modified_at) for record in records)
             at_newest = [record.id for record in records if _ms(record.modified_at) == newest]
@@ -316,30 +327,34 @@ class HubSpotAdapter:
             raise RemoteError(f"HubSpot search {object_name} answered HTTP {status} without a total")
         return int(data["total"])
 
-    def _drain_millisecond(self, object_name, properties, modified, moment, extra_filters):
+    def _drain_millisecond(self, object_name, properties, modified, moment, extra_filters, already: set[str]):
+        """Every record of one crowded millisecond, by id (skipping ``already`` yielded ones)."""
         after_id = "0"
         while True:
-            page = self._search(object_name, properties, [[
+            page, total = self._search(object_name, properties, [[
                 {"propertyName": modified, "operator": "EQ", "value": str(moment)},
                 {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}, *(extra_filters or [])]],
                 sort="hs_object_id")
             if not page:
                 return
-            yield [self._record(object_name, item, modified) for item in page]
-            if len(page) < SEARCH_PAGE:
+            records = [self._record(object_name, item, modified) for item in page]
+            fresh = [record for record in records if record.id not in already]
+            if fresh:
+                yield fresh
+            if len(page) < SEARCH_PAGE or len(page) >= total:
                 return
             after_id = str(max(int(item["id"]) for item in page))
 
     def _search(self, object_name: str, properties: list[str], groups: list[list[dict[str, Any]]],
-                sort: str) -> list:
-        body = {"filterGroups": [{"filters": filters} for filters in groups],
-                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-                "properties": properties, "limit": SEARCH_PAGE, "after": "0"}
+                sort: str) -> tuple[list, int]:
+        """One search page and the ``total`` matching the filters (HubSpot counts them for free)."""
+        body = json.loads(_search_body(properties, groups, sort))
         data, status = self._call(f"search {object_name}", f"{object_name}.search", "do_search", body, search=True,
                                   raw=True)
         if status != 200 or "results" not in data:
             raise RemoteError(f"HubSpot search {object_name} answered HTTP {status} without results")
-        return list(data["results"])
+        results = list(data["results"])
+        return results, int(data.get("total", len(results) + 1))
 
     @staticmethod
     def _record(object_name: str, item: dict[str, Any], modified: str) -> LeadRecord:
@@ -549,3 +564,11 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
+
+
+def _search_body(properties: list[str], groups: list[list[dict[str, Any]]], sort: str) -> str:
+    """The search request body as the client sends it (its ``rest.py`` uses plain ``json.dumps``),
+    to measure against the cap."""
+    return json.dumps({"filterGroups": [{"filters": filters} for filters in groups],
+                       "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+                       "properties": properties, "limit": SEARCH_PAGE, "after": "0"})

@@ -45,8 +45,8 @@ class SandboxSuite:
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
                site_origin: str = "http://localhost:8000") -> str:
-        lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
         """A closedloop.toml pointing every integration at the emulators."""
+        lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
         return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
 [state]
 url = "{state_url}"

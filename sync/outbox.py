@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlmodel import col, func, select
 
 from adapters.errors import DeliveryUncertain, RemoteError, TransientError
@@ -98,16 +98,24 @@ def _mark_uncertain(session, event: OutboxEvent, why: str) -> None:
 
 
 def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
+    """Pages of pending events in (client id, id) order, so each user's events fill whole
+    requests of 25 however they were interleaved when queued; a user's events stay in order."""
     result = DrainResult()
-    last_id = 0
+    after = ("", 0)  # keyset: (client_id, id) of the last event handled
     while True:
         checkpoint()
         with store.session(readonly=True) as session:
-            pending = session.exec(select(OutboxEvent).where(OutboxEvent.status == "pending", OutboxEvent.id > last_id)
-                                   .order_by(OutboxEvent.id).limit(PAGE)).all()
+            pending = list(session.exec(select(OutboxEvent).where(
+                OutboxEvent.status == "pending",
+                or_(OutboxEvent.client_id > after[0], and_(OutboxEvent.client_id == after[0],
+                                                           OutboxEvent.id > after[1])))
+                .order_by(OutboxEvent.client_id, OutboxEvent.id).limit(PAGE)).all())
         if not pending:
             break
-        last_id = pending[-1].id
+        last_client = pending[-1].client_id
+        if len(pending) == PAGE and pending[0].client_id != last_client:
+            pending = [event for event in pending if event.client_id != last_client]  # whole next page
+        after = (pending[-1].client_id, pending[-1].id)
         for chunk in _requests(pending):
             checkpoint()
             try:

@@ -40,7 +40,8 @@ from sync.hits import journey_settings, to_hit
 from sync.identity import hash_email, normalise_ga_client_id
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.journey import compute_variables
-from sync.stitching import CRM_RECORD, crm_record_key, find_person, touchpoints_for
+from sync.prefetch import prefetched
+from sync.stitching import CRM_RECORD, Clues, crm_record_key, find_people, touchpoints_of_many
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,8 @@ class CrmEnricher:
         where = self.profile.filters.get(object_mapping.object, "")
         pages = self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping), since, until,
                                           **({"where": where} if where else {}))
+        if getattr(self.adapter, "concurrent_reads", False):
+            pages = prefetched(pages, name=f"{self.crm}-{object_mapping.object}-pages")
         for page in pages:
             self.ctx.checkpoint()
             if not page:
@@ -231,15 +234,16 @@ class CrmEnricher:
                 LeadSync.crm == self.crm, LeadSync.object == object_mapping.object,
                 col(LeadSync.record_id).in_([r.id for r in records]))).all()}
             people = self.deal_people(records) if is_deal else self.people(session, object_mapping, records)
+            hits = touchpoints_of_many(session, {record_id: (person.visitor_ids, person.converted_at + CONVERSION_SKEW)
+                                                 for record_id, person in people.items()})
             plans: list[tuple[LeadRecord, Person | None, dict[str, Any]]] = []
             for record in records:
                 person = people.get(record.id)
                 if person is None:
                     plans.append((record, None, {}))
                     continue
-                rows = touchpoints_for(session, person.visitor_ids, until=person.converted_at + CONVERSION_SKEW)
-                variables = compute_variables([to_hit(row) for row in rows], person.converted_at + CONVERSION_SKEW,
-                                              self.settings)
+                variables = compute_variables([to_hit(row) for row in hits[record.id]],
+                                              person.converted_at + CONVERSION_SKEW, self.settings)
                 sync = syncs.get(record.id)
                 plans.append((record, person, self.plan(object_mapping, specs, record, variables,
                                                         sync.written if sync else {})))
@@ -249,9 +253,14 @@ class CrmEnricher:
         metrics.records_written.labels(self.crm, object_mapping.object).inc(written)
         self.ctx.result.records_written += written
         with self.ctx.store.session() as session:
-            for record, person, values in plans:
-                self.record_outcome(session, object_mapping.object, record, person, values, results.get(record.id),
-                                    syncs.get(record.id), now, wait)
+            outcomes = [self.outcome(session, object_mapping.object, record, person, values, results.get(record.id),
+                                     syncs.get(record.id), now, wait) for record, person, values in plans]
+            rows = {row["record_id"]: row for row, _ in outcomes}  # one row per record, even if read twice
+            upsert(session, LeadSync, list(rows.values()), ["crm", "object", "record_id"],
+                   lambda table, new: {column: getattr(new, column) for column in (
+                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "attempts")})
+            links = {(link["value"], link["visitor_id"]): link for _, found in outcomes for link in found}
+            upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
             if cursor is not None:
                 stream, value = cursor
                 upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": value.isoformat(),
@@ -277,33 +286,34 @@ class CrmEnricher:
             values[mapping.field] = wire
         return values
 
-    def record_outcome(self, session: Session, object_name: str, record: LeadRecord, person: Person | None,
-                       values: dict[str, Any], result: WriteResult | None, sync: LeadSync | None, now: datetime,
-                       wait: timedelta) -> None:
-        if sync is None:
-            sync = LeadSync(crm=self.crm, object=object_name, record_id=record.id, status="pending_visitor",
-                            record_created_at=record.created_at, first_seen_at=now)
-        sync.last_checked_at = now
-        sync.attempts += 1
+    def outcome(self, session: Session, object_name: str, record: LeadRecord, person: Person | None,
+                values: dict[str, Any], result: WriteResult | None, sync: LeadSync | None, now: datetime,
+                wait: timedelta) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record's new lead-sync row and the identity rows linking it to its visitors
+        (written in bulk by the caller); a failed write is dead-lettered here."""
+        row = {"crm": self.crm, "object": object_name, "record_id": record.id, "status": "pending_visitor",
+               "record_created_at": record.created_at, "first_seen_at": now, "last_written_at": None,
+               "visitor_ids": [], "written": {}, "attempts": 0}
+        if sync is not None:
+            row.update(status=sync.status, record_created_at=sync.record_created_at, first_seen_at=sync.first_seen_at,
+                       last_written_at=sync.last_written_at, visitor_ids=sync.visitor_ids, written=sync.written,
+                       attempts=sync.attempts)
+        row["last_checked_at"] = now
+        row["attempts"] += 1
         if person is None:
-            if sync.status in ("pending_visitor", "no_web_journey"):
-                sync.status = "pending_visitor" if now - sync.first_seen_at < wait else "no_web_journey"
-            session.add(sync)
-            return
-        sync.status = "enriched"
-        sync.visitor_ids = sorted(person.visitor_ids)
+            if row["status"] in ("pending_visitor", "no_web_journey"):
+                row["status"] = "pending_visitor" if now - row["first_seen_at"] < wait else "no_web_journey"
+            return row, []
+        row["status"], row["visitor_ids"] = "enriched", sorted(person.visitor_ids)
         if result is not None and result.ok:
-            sync.written = {**sync.written, **values}
-            sync.last_written_at = now
+            row["written"], row["last_written_at"] = {**row["written"], **values}, now
         elif result is not None:
             session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,
                                    code=result.code or "WRITE_FAILED", message=(result.message or "")[:2000],
                                    payload={"values": values}))
-        session.add(sync)
         key = crm_record_key(self.crm, object_name, record.id)
-        upsert(session, Identity, [{"visitor_id": visitor, "kind": CRM_RECORD, "value": key, "first_seen_at": now,
-                                    "last_seen_at": now} for visitor in person.visitor_ids],
-               ["kind", "value", "visitor_id"])
+        return row, [{"visitor_id": visitor, "kind": CRM_RECORD, "value": key, "first_seen_at": now,
+                      "last_seen_at": now} for visitor in sorted(person.visitor_ids)]
 
     # -- who is it? -----------------------------------------------------------------------
 
@@ -311,7 +321,8 @@ class CrmEnricher:
                records: list[LeadRecord]) -> dict[str, Person]:
         match = object_mapping.match
         converted_from = self.converted_leads(records) if object_mapping.object == "Contact" else {}
-        found: dict[str, Person] = {}
+        clues: dict[str, Clues] = {}
+        converted_at: dict[str, datetime] = {}
         for record in records:
             visitor = record.fields.get(match.get("visitor_id", ""), None) if match.get("visitor_id") else None
             ga = normalise_ga_client_id(str(record.fields.get(match["ga_client_id"]) or "")) \
@@ -319,16 +330,14 @@ class CrmEnricher:
             email = hash_email(str(record.fields.get(match["email"]) or "")) if match.get("email") else None
             lead = converted_from.get(record.id)
             visitor_ids = [visitor] if visitor else []
-            converted_at = record.created_at
+            converted_at[record.id] = record.created_at
             if lead is not None:
                 lead_sync = session.get(LeadSync, (self.crm, "Lead", lead["Id"]))
                 visitor_ids += lead_sync.visitor_ids if lead_sync else []
-                converted_at = lead["created_at"]
-            person = find_person(session, visitor_ids=visitor_ids, ga_client_ids=[ga] if ga else [],
-                                 email_hashes=[email] if email else [])
-            if person.visitor_ids:
-                found[record.id] = Person(person.visitor_ids, converted_at)
-        return found
+                converted_at[record.id] = lead["created_at"]
+            clues[record.id] = Clues(tuple(visitor_ids), (ga,) if ga else (), (email,) if email else ())
+        return {record_id: Person(person.visitor_ids, converted_at[record_id])
+                for record_id, person in find_people(session, clues).items() if person.visitor_ids}
 
     def converted_leads(self, contacts: list[LeadRecord]) -> dict[str, dict[str, Any]]:
         """Salesforce: the lead each contact was converted from (its creation is the conversion)."""

@@ -1,0 +1,91 @@
+"""HubSpot backfill wall time against the floor the rate limits force, and 429s received.
+
+The HubSpot sandbox runs in its own process (as HubSpot runs on its own servers), set to the
+100-requests-per-10-seconds tier with 50 ms added to every call; N contacts (default 100,000) whose visitors closedloop knows are enriched by the real
+``closedloop backfill`` code path (``sync.backfill.Backfill``).
+
+Floor: the time the limits alone force for the calls made — the 10-second limit for general
+calls, ⌈calls/100⌉−1 full windows of 10 s, and HubSpot's 5-per-second search limit, (searches−1)/5
+seconds — whichever is longer (both apply at once). Target: wall time ≤ 1.2 × floor with zero 429
+responses: closedloop paces itself from the rate-limit headers instead of being told off.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench import scenario
+from bench.common import Measurement
+from state import Store
+from sync.backfill import Backfill
+from sync.config import load_config
+from sync.connections import Connections
+from sync.fields import missing_fields
+
+
+def main(options: list[str]) -> list[Measurement]:
+    parser = argparse.ArgumentParser(prog="python -m bench backfill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HubSpot call")
+    args = parser.parse_args(options)
+    directory = Path(tempfile.mkdtemp(prefix="closedloop-bench-backfill-"))
+    server = subprocess.Popen([sys.executable, "-m", "bench.serve", "hubspot", "--tier", "100", "--latency",
+                               str(args.latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        control = requests.Session()
+        token = control.get(f"{url}/_sandbox/credentials", timeout=30).json()["access_token"]
+        config_path = directory / "closedloop.toml"
+        config_path.write_text(f'[state]\nurl = "sqlite:///{directory / "state.db"}"\n\n[hubspot]\nenabled = true\n'
+                               f'host = "{url}"\nsearch_lag_seconds = 0\n')
+        config = load_config(config_path, environ={"CLOSEDLOOP_HUBSPOT_TOKEN": token})
+        store = Store(config.database_url)
+        store.migrate()
+        connections = Connections(config)
+        adapter = connections.adapter("hubspot")
+        adapter.ensure_fields(missing_fields("hubspot", connections.mapping("hubspot"), adapter.describe_fields))
+        world = scenario.World("hubspot", directory, None, config, store, connections, None)
+        scenario.add_journeys(world, args.contacts)
+        ids: list[str] = []
+        for start in range(0, args.contacts, 10_000):
+            rows = [{"email": scenario.email("v", i)} for i in range(start, min(args.contacts, start + 10_000))]
+            ids += control.post(f"{url}/_sandbox/contacts/seed", json={"rows": rows}, timeout=300).json()["ids"]
+        control.post(f"{url}/_sandbox/requests/reset", timeout=30)
+        job = Backfill(config, store, connections, "hubspot")
+        started = time.monotonic()
+        result = job.run()
+        seconds = time.monotonic() - started
+        if result.written != args.contacts:
+            raise RuntimeError(f"backfill wrote {result.written} of {args.contacts} contacts")
+        for n in (0, len(ids) // 2, len(ids) - 1):
+            stored = control.get(f"{url}/_sandbox/contacts/{ids[n]}", timeout=30).json()
+            if not (stored.get("properties") or stored).get("cl_first_click_channel"):
+                raise RuntimeError(f"contact {ids[n]} was not enriched")
+        counts = control.get(f"{url}/_sandbox/requests/counts", timeout=60).json()
+        store.dispose()
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+    searches = sum(n for endpoint, n in counts["by_endpoint"].items() if endpoint.endswith("/search"))
+    general = counts["total"] - searches
+    general_floor = max(0, math.ceil(general / 100) - 1) * 10.0
+    search_floor = max(0, searches - 1) / 5.0
+    floor = max(general_floor, search_floor)
+    limited = counts["rate_limited"]
+    detail = {"calls": counts["total"], "general_calls": general, "search_calls": searches,
+              "general_floor_s": general_floor, "search_floor_s": search_floor,
+              "latency_floor_s": round(counts["total"] * args.latency, 1), "contacts": args.contacts,
+              "records_read": result.read, "by_endpoint": counts["by_endpoint"]}
+    print(f"{args.contacts} contacts: {seconds:.1f}s, floor {floor:.1f}s (general {general} calls → "
+          f"{general_floor:.0f}s, search {searches} → {search_floor:.0f}s), 429s: {limited}", flush=True)
+    return [Measurement("backfill", f"hubspot {args.contacts:,} contacts", seconds, "s",
+                        f"≤ 1.2 × floor ({floor:,.0f} s)", seconds <= 1.2 * floor, detail),
+            Measurement("backfill", "429 responses received", limited, "", "0", limited == 0, detail)]

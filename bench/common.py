@@ -1,0 +1,91 @@
+"""What every benchmark shares: the result row, the table, the machine description."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Measurement:
+    """One measured number, what it is held to, and whether it made it."""
+
+    benchmark: str
+    case: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None  # None: informational, no target
+    detail: dict = field(default_factory=dict)
+
+    def shown(self) -> str:
+        if self.value >= 100:
+            return f"{self.value:,.0f} {self.unit}"
+        return f"{self.value:,.3g} {self.unit}"
+
+
+def machine() -> str:
+    """CPU model, cores, memory and Python: where a result came from."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores{memory}, " \
+           f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def report(measurements: list[Measurement], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"closedloop benchmarks — {machine()}", title_justify="left")
+    for column in ("benchmark", "case", "result", "target", ""):
+        table.add_column(column, overflow="fold")
+    for m in measurements:
+        mark = "" if m.ok is None else ("[green]met[/green]" if m.ok else "[red]missed[/red]")
+        table.add_row(m.benchmark, m.case, m.shown(), m.target, mark)
+    console.print(table)
+
+
+def save(name: str, measurements: list[Measurement]) -> Path:
+    """Write results to bench/results/NAME.json (kept in git: the README quotes them)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                "measurements": [asdict(m) for m in measurements]}, indent=2) + "\n")
+    return path
+
+
+def peak_rss_mb_of(command: list[str], env: dict | None = None, cwd: str | None = None,
+                   on_start: Callable[[subprocess.Popen], None] | None = None) -> tuple[float, int]:
+    """Run ``command`` to completion; returns (its peak RSS in MB, exit status)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    process = subprocess.Popen(command, env=env, cwd=cwd)
+    if on_start:
+        on_start(process)
+    status = process.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if after <= before:  # ru_maxrss is the max over all children so far; make sure it was this one
+        print("warning: peak RSS not attributable (an earlier child used more)", file=sys.stderr)
+    return after / 1024, status

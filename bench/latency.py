@@ -1,0 +1,119 @@
+"""Lead-to-fields latency: from a lead's creation in the CRM to its journey fields being filled.
+
+The real daemon (``closedloop run``) runs in its own process against the sandbox CRMs. Leads are
+created at random moments in both CRMs, each with a known web visitor; the benchmark watches
+each lead until its first-click channel field is filled and records how long that took.
+
+Two schedules: the defaults (enrich every 60 s; HubSpot search results are re-read 60 s back,
+because HubSpot's search index lags behind writes), and a faster one (``enrich_seconds = 10``,
+``search_lag_seconds = 15``) showing how to lower it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import scenario
+from bench.common import Measurement
+from sandbox.suite import SandboxSuite
+from state import Store
+from sync.config import load_config
+from sync.connections import Connections
+from sync.fields import missing_fields
+
+SCHEDULES = {"default": "", "fast": "\n[schedule]\nenrich_seconds = 10.0\n"}
+FIELDS = {"salesforce": "CL_First_Click_Channel__c", "hubspot": "cl_first_click_channel"}
+
+
+def main(options: list[str]) -> list[Measurement]:
+    parser = argparse.ArgumentParser(prog="python -m bench latency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=5.0, help="how long leads keep arriving, per schedule")
+    parser.add_argument("--every", type=float, default=15.0, help="mean seconds between leads, per CRM")
+    args = parser.parse_args(options)
+    measurements = []
+    for schedule in ("default", "fast"):
+        latencies = measure(schedule, args.minutes, args.every)
+        for crm, values in latencies.items():
+            values.sort()
+            p50, p90 = statistics.median(values), values[max(0, math.ceil(0.9 * len(values)) - 1)]
+            detail = {"leads": len(values), "p50_s": round(p50, 1), "p90_s": round(p90, 1),
+                      "max_s": round(values[-1], 1), "all_s": [round(v, 1) for v in values]}
+            print(f"{schedule} {crm}: {len(values)} leads, p50 {p50:.0f}s, p90 {p90:.0f}s, max {values[-1]:.0f}s",
+                  flush=True)
+            measurements.append(Measurement("latency", f"{crm}, {schedule} schedule (p50; p90 {p90:.0f} s, max "
+                                                        f"{values[-1]:.0f} s)", p50, "s", "", None, detail))
+    return measurements
+
+
+def measure(schedule: str, minutes: float, every: float) -> dict[str, list[float]]:
+    directory = Path(tempfile.mkdtemp(prefix=f"closedloop-bench-latency-{schedule}-"))
+    suite = SandboxSuite.start(directory / "sandbox", hubspot={"index_lag_seconds": 2.0})
+    lag = "search_lag_seconds = 60" if schedule == "default" else "search_lag_seconds = 15"
+    text = suite.config(state_url=f"sqlite:///{directory / 'state.db'}", collector_port=_free_port())
+    text = text.replace("search_lag_seconds = 4", lag).replace("[ga4]\nenabled = true", "[ga4]\nenabled = false")
+    config_path = directory / "closedloop.toml"
+    config_path.write_text(text + SCHEDULES[schedule])
+    environ = suite.environment()
+    config = load_config(config_path, environ=environ)
+    store = Store(config.database_url)
+    store.migrate()
+    connections = Connections(config)
+    for crm in connections.enabled_crms():
+        adapter = connections.adapter(crm)
+        adapter.ensure_fields(missing_fields(crm, connections.mapping(crm), adapter.describe_fields))
+    people = scenario.World("both", directory, suite, config, store, connections, None)
+    daemon = subprocess.Popen([sys.executable, "-m", "sync.cli", "run", "--config", str(config_path)],
+                              env={**os.environ, **environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rng = random.Random(11)
+    waiting: dict[tuple[str, str], float] = {}
+    latencies: dict[str, list[float]] = {"salesforce": [], "hubspot": []}
+    try:
+        time.sleep(5)  # the daemon starts and runs its first polls
+        ends = time.monotonic() + minutes * 60
+        due = {crm: time.monotonic() + rng.uniform(0, every) for crm in latencies}
+        n = 0
+        while time.monotonic() < ends or waiting:
+            now = time.monotonic()
+            for crm in latencies:
+                if now < ends and now >= due[crm]:
+                    scenario.add_journeys(people, 1, prefix=f"lat{n:05d}x")
+                    email = scenario.email(f"lat{n:05d}x", 0)
+                    if crm == "salesforce":
+                        record = suite.salesforce.create("Lead", {"LastName": f"Lat{n}", "Company": "Bench",
+                                                                  "Email": email})
+                    else:
+                        record = suite.hubspot.create("contacts", {"email": email})
+                    waiting[(crm, record)] = time.monotonic()
+                    due[crm] = now + rng.expovariate(1 / every)
+                    n += 1
+            for (crm, record), created in list(waiting.items()):
+                stored = suite.salesforce.record(record) if crm == "salesforce" else \
+                    suite.hubspot.record("contacts", record)
+                if stored.get(FIELDS[crm]):
+                    latencies[crm].append(time.monotonic() - created)
+                    del waiting[(crm, record)]
+                elif time.monotonic() - created > 600:
+                    raise RuntimeError(f"{crm} {record} not enriched after 10 minutes")
+            time.sleep(0.5)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=120)
+        suite.stop()
+        store.dispose()
+    return latencies
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
