@@ -9,13 +9,16 @@ collector      beacons per second and latency (p50/p99), SQLite and PostgreSQL
 memory         peak RSS of the daemon while it enriches many leads
 latency        time from a lead's creation to its fields being written
 =============  =====================================================================
+
+``python -m bench results`` prints the saved results (bench/results/*.json) as the Markdown
+table the README quotes.
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
-from bench.common import report, save
+from bench.common import markdown, report, save
 
 BENCHMARKS = ["api_calls", "backfill", "ga4", "collector", "memory", "latency"]
 
@@ -24,6 +27,9 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    if argv[0] == "results":
+        print(markdown())
+        return 0
     names = BENCHMARKS if argv[0] == "all" else [argv[0]]
     if names[0] not in BENCHMARKS:
         print(f"unknown benchmark {argv[0]!r}; one of: {', '.join(BENCHMARKS)}, all", file=sys.stderr)

@@ -89,3 +89,20 @@ def peak_rss_mb_of(command: list[str], env: dict | None = None, cwd: str | None 
     if after <= before:  # ru_maxrss is the max over all children so far; make sure it was this one
         print("warning: peak RSS not attributable (an earlier child used more)", file=sys.stderr)
     return after / 1024, status
+
+
+def markdown() -> str:
+    """Every saved result as one Markdown table, in the order of ``bench.__main__.BENCHMARKS``."""
+    from bench.__main__ import BENCHMARKS
+
+    lines = ["| benchmark | case | result | target | met | when |", "|---|---|---|---|---|---|"]
+    for name in BENCHMARKS:
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.exists():
+            continue
+        saved = json.loads(path.read_text())
+        for item in saved["measurements"]:
+            m = Measurement(**item)
+            met = "" if m.ok is None else ("yes" if m.ok else "**no**")
+            lines.append(f"| {m.benchmark} | {m.case} | {m.shown()} | {m.target} | {met} | {saved['when']} |")
+    return "\n".join(lines)

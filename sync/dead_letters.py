@@ -8,7 +8,8 @@ fixed the cause, ``retry`` queues it again:
 - a CRM record is marked ``retry``; the next enrich run re-reads it by id, recomputes its
   variables and writes what still differs (see ``CrmEnricher.retry_dead_letters``).
 
-``drop`` closes a dead letter and leaves the record or event as it is. Nothing is deleted: the
+``drop`` closes a dead letter and leaves the record or event as it is (an uncertain GA4 event
+stops holding back the later events of its deal). Nothing is deleted: the
 row stays, with its status and when it was resolved, for the audit trail.
 """
 from __future__ import annotations
@@ -69,6 +70,12 @@ def drop(store, ids: list[int] | None, *, job: str | None = None, now: datetime 
         for letter in _chosen(session, ids, job, done):
             letter.status, letter.resolved_at = "dropped", now
             session.add(letter)
+            if letter.job == "ga4":  # a person checked: GA4 has it (or it should never go); stop holding
+                event = session.exec(select(OutboxEvent).where(
+                    OutboxEvent.idempotency_key == letter.payload.get("idempotency_key", ""))).first()
+                if event is not None and event.status == "uncertain":
+                    event.status = "dropped"
+                    session.add(event)
             done.changed += 1
     return done
 

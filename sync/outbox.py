@@ -12,13 +12,14 @@ GA4 de-duplicates purchases by ``transaction_id`` — but GA4 de-duplicates noth
 refund or lead event is never resent on a guess: it becomes ``uncertain`` and is dead-lettered
 (GA4_DELIVERY_UNCERTAIN) for a person to check in GA4 and, if it is missing, to resend with
 ``closedloop dead-letters retry``. A connection that fails after such a request left is treated
-the same way. Only one drain runs at a time (per process and, on PostgreSQL, per cluster).
+the same way. While a deal has an uncertain event, its later events wait (GA4 never sees a
+second purchase of a deal before the refund of the first); ``retry`` or ``drop`` releases them.
+Only one drain runs at a time (per process and, on PostgreSQL, per cluster).
 """
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,6 +102,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
     """Pages of pending events in (client id, id) order, so each user's events fill whole
     requests of 25 however they were interleaved when queued; a user's events stay in order."""
     result = DrainResult()
+    held = _uncertain_deals(store)  # (crm, record id) → id of its earliest uncertain event
     after = ("", 0)  # keyset: (client_id, id) of the last event handled
     while True:
         checkpoint()
@@ -118,8 +120,11 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
         after = (pending[-1].client_id, pending[-1].id)
         for chunk in _requests(pending):
             checkpoint()
+            chunk = [event for event in chunk if event.id < held.get((event.crm, event.record_id), event.id + 1)]
+            if not chunk:
+                continue
             try:
-                _send_chunk(store, sender, chunk, now(), result)
+                _send_chunk(store, sender, chunk, now(), result, held)
             except TransientError as exc:
                 _note_failure(store, chunk, exc.user_message)
                 result.stopped_by = exc.user_message
@@ -128,19 +133,38 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
     with store.session(readonly=True) as session:
         metrics.outbox_depth.set(session.exec(select(func.count()).select_from(OutboxEvent)
                                               .where(OutboxEvent.status == "pending")).one())
+    if held:
+        log.warning("%d deal(s) hold their later GA4 events until an uncertain one is retried or dropped "
+                    "(closedloop dead-letters list --job ga4)", len(held))
     return result
 
 
+def _uncertain_deals(store) -> dict[tuple[str, str], int]:
+    with store.session(readonly=True) as session:
+        rows = session.exec(select(OutboxEvent.crm, OutboxEvent.record_id, func.min(OutboxEvent.id))
+                            .where(OutboxEvent.status == "uncertain")
+                            .group_by(OutboxEvent.crm, OutboxEvent.record_id)).all()
+    return {(crm, record_id): first for crm, record_id, first in rows}
+
+
 def _requests(events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
-    """Requests of ≤ 25 events that share a client id; resend-safe purchases travel apart from the
-    rest, so an uncertain delivery never holds back a purchase."""
-    groups: OrderedDict[tuple, list[OutboxEvent]] = OrderedDict()
+    """Requests of ≤ 25 consecutive events (``events`` come in client, then queue, order) that
+    share a client id, in the order they were queued: a refund is never sent after the purchase
+    that followed it. Resend-safe purchases and the rest travel in separate requests, so an
+    uncertain delivery concerns only events GA4 does not de-duplicate."""
+    requests: list[list[OutboxEvent]] = []
+    previous = None
     for event in events:
-        groups.setdefault((*grouping_key(event), idempotent(event)), []).append(event)
-    return [group[start:start + MAX_EVENTS] for group in groups.values() for start in range(0, len(group), MAX_EVENTS)]
+        key = (*grouping_key(event), idempotent(event))
+        if key != previous or len(requests[-1]) == MAX_EVENTS:
+            requests.append([])
+            previous = key
+        requests[-1].append(event)
+    return requests
 
 
-def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: datetime, result: DrainResult) -> None:
+def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: datetime, result: DrainResult,
+                held: dict[tuple[str, str], int]) -> None:
     body = request_body(chunk, moment)
     problems = validate_request(body)
     bad: dict[int, str] = {}
@@ -169,6 +193,8 @@ def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: date
         with store.session() as session:
             for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
                 _mark_uncertain(session, event, exc.user_message)
+                key = (event.crm, event.record_id)
+                held[key] = min(held.get(key, event.id), event.id)
         result.dead += len(good)
         return
     except RemoteError as exc:

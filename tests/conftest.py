@@ -194,3 +194,15 @@ def hubspot_sandbox():
     sandbox.start()
     yield sandbox
     sandbox.stop()
+
+
+@pytest.fixture
+def world(tmp_path):
+    """The three emulators, a migrated SQLite store, a config and the CRM fields (``support.World``).
+    A module that needs something else defines its own ``world``."""
+    from support import World
+
+    world = World(tmp_path)
+    world.create_fields()
+    yield world
+    world.close()

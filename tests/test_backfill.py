@@ -8,21 +8,12 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 from state.models import Cursor
-from support import World
 from sync.backfill import Backfill
 from sync.cli import main
 from sync.jobs.base import StopRequested
 from test_revenue import browse
 
 OLD = datetime.now(timezone.utc) - timedelta(days=40)
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = World(tmp_path)
-    world.create_fields()
-    yield world
-    world.close()
 
 
 def old_contacts(world, count):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

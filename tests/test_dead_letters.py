@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
 from state.models import DeadLetter, OutboxEvent
-from support import World
 from sync.cli import main
 from test_enrich import journey
 from test_revenue import won_salesforce_deal
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = World(tmp_path)
-    world.create_fields()
-    yield world
-    world.close()
 
 
 def cli(world, *args):
@@ -76,10 +66,14 @@ def test_a_refund_whose_connection_dropped_is_dead_lettered_not_resent(world):
     assert dead.code == "GA4_DELIVERY_UNCERTAIN" and "closedloop dead-letters retry" in dead.message
     world.run("revenue")  # not resent on a guess
     assert [e["name"] for e in world.ga4.event_log()] == ["purchase"]
+    world.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won", "Amount": 950})
+    world.run("revenue")  # the new purchase waits: GA4 may still count the first one
+    assert [e["name"] for e in world.ga4.event_log()] == ["purchase"]
     cli(world, "dead-letters", "retry", "--all", "--job", "ga4")  # a person checked GA4: it is missing
     world.run("revenue")
-    assert [e["name"] for e in world.ga4.event_log()] == ["purchase", "refund"]
-    assert world.ga4.report("firstUserSource") == {"google": 0}
+    assert [(e["name"], e["params"]["value"]) for e in world.ga4.event_log()] == [
+        ("purchase", 800), ("refund", 800), ("purchase", 950)]
+    assert world.ga4.report("firstUserSource") == {"google": 950}
 
 
 def test_a_purchase_whose_connection_dropped_is_simply_resent(world):

@@ -7,20 +7,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import DESKTOP_UA, World, free_port
+from support import DESKTOP_UA, free_port
 from sync.collector.app import create_app
 from sync.collector.server import BackgroundServer
 from test_collector import beacon
 from test_enrich import journey
 from test_revenue import won_salesforce_deal
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = World(tmp_path)
-    world.create_fields()
-    yield world
-    world.close()
 
 
 @pytest.fixture

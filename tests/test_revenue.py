@@ -7,26 +7,16 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import pytest
 import requests
 from sqlmodel import select
 
 from state.models import OutboxEvent, RevenueLedger
-from support import World
 from sync.collector.beacon import Hit
 from sync.collector.writer import BeaconWriter
 from sync.identity import hash_email
 
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.I)
-
-
-@pytest.fixture
-def world(tmp_path):
-    world = World(tmp_path)
-    world.create_fields()
-    yield world
-    world.close()
 
 
 def browse(world, visitor, client_id, url, referrer="", *, minutes_ago=60 * 24, email=None):

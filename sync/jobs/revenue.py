@@ -20,7 +20,7 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
 from adapters.base import Deal, PersonRef
 from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
