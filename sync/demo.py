@@ -53,6 +53,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
     from sandbox.traffic import TrafficGenerator
 
     console = console or Console()
+    directory = directory.resolve()  # the config it writes names files by absolute path
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)

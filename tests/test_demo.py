@@ -14,8 +14,8 @@ from state.models import OutboxEvent
 
 def test_the_demo_closes_the_loop_and_says_where_the_report_is(tmp_path):
     directory = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "sync.cli", "demo", "--dir", str(directory), "--people", "90",
-                             "--seed", "3"], capture_output=True, text=True, timeout=300,
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "demo", "--dir", "demo", "--people", "90",
+                             "--seed", "3"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                             env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"})  # no secrets in the environment
     assert result.returncode == 0, result.stderr
     assert f"HTML report: {directory / 'report.html'}" in " ".join(result.stdout.split())
