@@ -90,8 +90,8 @@ class HubSpotAdapter:
         self.configured_won_stages = list(won_stages or [])
         self.configured_currency = company_currency
         self.limiter = SlidingWindowLimiter(100, 10.0, clock=monotonic, sleep=sleep)
-        # HubSpot allows 5 searches a second, counted on arrival: 5 per 1.05 s leaves room for jitter.
-        self.search_limiter = SlidingWindowLimiter(5, 1.05, clock=monotonic, sleep=sleep)
+        # HubSpot allows 5 searches a second, counted on arrival: 5 per 1.1 s leaves room for jitter.
+        self.search_limiter = SlidingWindowLimiter(5, 1.1, clock=monotonic, sleep=sleep)
         self._lock = threading.Lock()
         options: dict[str, Any] = {"host": self.host, "retry": Retry(total=0, raise_on_status=False)}
         if ca_bundle:
