@@ -109,11 +109,9 @@ def make_naive(world) -> None:
         def update_records(updates):
             return [_one_sf(adapter, update) for update in updates]
     else:
-        from hubspot.crm.contacts import SimplePublicObjectInput
+        from hubspot.crm.contacts import BasicApi, SimplePublicObjectInput
 
-        client_api = adapter.api["contacts.batch"].api_client
-        from hubspot.crm.contacts import BasicApi
-        adapter.api["contacts.basic"] = BasicApi(client_api)
+        adapter.api["contacts.basic"] = BasicApi(adapter.api["contacts.batch"].api_client)
 
         def update_records(updates):
             for update in updates:

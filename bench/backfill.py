@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from bench import scenario
+from bench import scenario, serve
 from bench.common import Measurement
 from state import Store
 from sync.backfill import Backfill
@@ -37,10 +35,7 @@ def main(options: list[str]) -> list[Measurement]:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HubSpot call")
     args = parser.parse_args(options)
     directory = Path(tempfile.mkdtemp(prefix="closedloop-bench-backfill-"))
-    server = subprocess.Popen([sys.executable, "-m", "bench.serve", "hubspot", "--tier", "100", "--latency",
-                               str(args.latency)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        url = server.stdout.readline().strip()
+    with serve.running("hubspot", "--tier", "100", "--latency", str(args.latency)) as (url, _):
         control = requests.Session()
         token = control.get(f"{url}/_sandbox/credentials", timeout=30).json()["access_token"]
         config_path = directory / "closedloop.toml"
@@ -71,9 +66,6 @@ def main(options: list[str]) -> list[Measurement]:
                 raise RuntimeError(f"contact {ids[n]} was not enriched")
         counts = control.get(f"{url}/_sandbox/requests/counts", timeout=60).json()
         store.dispose()
-    finally:
-        server.stdin.close()
-        server.wait(timeout=60)
     searches = sum(n for endpoint, n in counts["by_endpoint"].items() if endpoint.endswith("/search"))
     general = counts["total"] - searches
     general_floor = max(0, math.ceil(general / 100) - 1) * 10.0

@@ -50,7 +50,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.common import Measurement
+from sandbox.web import free_port
 
 BENCHMARK = "collector"
 SITE = "https://www.example.com"
@@ -172,7 +172,7 @@ def _run(store_name: str, url: str, scratch: Path, wrk: str, args) -> list[Measu
     store = Store(url)
     store.migrate()
     store.dispose()
-    port = _free_port()
+    port = free_port()
     config = scratch / "closedloop.toml"
     config.write_text(f'[state]\nurl = "{url}"\n\n[collector]\nhost = "127.0.0.1"\nport = {port}\n'
                       f'allowed_origins = ["{SITE}"]\n', encoding="utf-8")
@@ -298,7 +298,7 @@ def _postgres_server() -> Iterator[int]:
         for path in (root, data, sockets):
             shutil.chown(path, "postgres")
         os.chmod(root, 0o755)
-    port = _free_port()
+    port = free_port()
     try:
         subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
                         "--encoding=UTF8"], check=True, capture_output=True)
@@ -379,12 +379,6 @@ def _wrk_run(wrk: str, script: Path, base: str, connections: int, seconds: int) 
     if result.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed (status {result.returncode}):\n{result.stdout}\n{result.stderr}")
     return json.loads(line.split(" ", 1)[1])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import scenario
 from bench.common import Measurement
 from sandbox.suite import SandboxSuite
+from sandbox.web import free_port
 from state import Store
 from sync.config import load_config
 from sync.connections import Connections
@@ -58,7 +59,7 @@ def measure(schedule: str, minutes: float, every: float) -> dict[str, list[float
     directory = Path(tempfile.mkdtemp(prefix=f"closedloop-bench-latency-{schedule}-"))
     suite = SandboxSuite.start(directory / "sandbox", hubspot={"index_lag_seconds": 2.0})
     lag = "search_lag_seconds = 60" if schedule == "default" else "search_lag_seconds = 15"
-    text = suite.config(state_url=f"sqlite:///{directory / 'state.db'}", collector_port=_free_port())
+    text = suite.config(state_url=f"sqlite:///{directory / 'state.db'}", collector_port=free_port())
     text = text.replace("search_lag_seconds = 4", lag).replace("[ga4]\nenabled = true", "[ga4]\nenabled = false")
     config_path = directory / "closedloop.toml"
     config_path.write_text(text + SCHEDULES[schedule])
@@ -111,9 +112,3 @@ def measure(schedule: str, minutes: float, every: float) -> dict[str, list[float
         store.dispose()
     return latencies
 
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

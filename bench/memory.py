@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from bench import scenario
+from bench import scenario, serve
 from bench.common import Measurement
 from state import Store
 
@@ -41,10 +41,7 @@ def main(options: list[str]) -> list[Measurement]:
     parser.add_argument("--leads", type=int, default=1_000_000)
     args = parser.parse_args(options)
     directory = Path(tempfile.mkdtemp(prefix="closedloop-bench-memory-"))
-    server = subprocess.Popen([sys.executable, "-m", "bench.serve", "salesforce", "--data-dir",
-                               str(directory / "sandbox")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        url, ca = server.stdout.readline().strip(), server.stdout.readline().strip()
+    with serve.running("salesforce", "--data-dir", str(directory / "sandbox")) as (url, ca):
         control = requests.Session()
         control.verify, control.trust_env = ca, False
         credentials = control.get(f"{url}/_sandbox/credentials", timeout=30).json()
@@ -76,9 +73,6 @@ def main(options: list[str]) -> list[Measurement]:
         seconds = time.monotonic() - started
         if daemon.returncode != 0 or f"wrote {args.leads}" not in output:
             raise RuntimeError(f"backfill failed ({daemon.returncode}): {output[-2000:]}")
-    finally:
-        server.stdin.close()
-        server.wait(timeout=120)
     peak = max(hwm for _, _, hwm in samples) / 1024
     tenth = next(rss for at, rss, _ in samples if at >= seconds * 0.1) / 1024
     last = samples[-1][1] / 1024

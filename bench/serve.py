@@ -12,10 +12,26 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def running(crm: str, *options: str) -> Iterator[tuple[str, str | None]]:
+    """This module in a child process for the block: yields (base URL, CA file or None)."""
+    server = subprocess.Popen([sys.executable, "-m", "bench.serve", crm, *options], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        yield url, server.stdout.readline().strip() if crm == "salesforce" else None
+    finally:
+        server.stdin.close()
+        server.wait(timeout=120)
 
 
 def main() -> None:

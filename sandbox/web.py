@@ -24,6 +24,13 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.tls import TLSFiles
 
 
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for servers that need their port up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class DropConnection(Exception):
     """Raised by a handler to close the connection without sending any response."""
 

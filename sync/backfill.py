@@ -81,19 +81,16 @@ class Backfill:
         return [name for name in (*profile.person_objects, profile.deal_object)
                 if mapping.get(name) is not None and mapping.get(name).fields]
 
-    def count(self, object_name: str) -> int | None:
-        """Records left to read for ``object_name`` (None if the CRM cannot say)."""
+    def count(self, object_name: str) -> int:
+        """Records left to read for ``object_name``."""
         adapter = self.connections.adapter(self.crm)
         with self.store.session(readonly=True) as session:
             cursor = session.get(Cursor, (self.crm, f"{STREAM}:{object_name}"))
         start = datetime.fromisoformat(cursor.value) if cursor else self.since
         where = PROFILES[self.crm].filters.get(object_name, "")
-        try:
-            return adapter.count_changed(object_name, start, self.clock(), **({"where": where} if where else {}))
-        except (AttributeError, NotImplementedError):
-            return None
+        return adapter.count_changed(object_name, start, self.clock(), **({"where": where} if where else {}))
 
-    def run(self, on_start: Callable[[str, int | None], None] = lambda o, n: None,
+    def run(self, on_start: Callable[[str, int], None] = lambda o, n: None,
             on_page: Callable[[str, int], None] = lambda o, n: None) -> BackfillResult:
         result = BackfillResult(self.crm, self.since, self.resumed)
         with self.store.job_lock("enrich") as acquired:

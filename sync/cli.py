@@ -339,11 +339,18 @@ def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool,
                "or close with `closedloop dead-letters drop ID...`")
 
 
+def _dead_letter_selection(command):
+    """``ID...``, ``--all`` and ``--job``: which open dead letters a command acts on."""
+    for option in reversed([config_option, click.argument("ids", nargs=-1, type=int),
+                            click.option("--all", "every", is_flag=True,
+                                         help="Every open dead letter (of --job, if given)."),
+                            click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)]):
+        command = option(command)
+    return command
+
+
 @dead_letters.command("retry")
-@config_option
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "every", is_flag=True, help="Every open dead letter (of --job, if given).")
-@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)
+@_dead_letter_selection
 def dead_letters_retry(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
     """Queue dead letters again: the next run re-reads and rewrites the record, or resends the event."""
     from sync.dead_letters import retry
@@ -354,10 +361,7 @@ def dead_letters_retry(config_path: Path | None, ids: tuple[int, ...], every: bo
 
 
 @dead_letters.command("drop")
-@config_option
-@click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "every", is_flag=True, help="Every open dead letter (of --job, if given).")
-@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)
+@_dead_letter_selection
 def dead_letters_drop(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
     """Close dead letters without retrying (the record or event is left as it is)."""
     from sync.dead_letters import drop

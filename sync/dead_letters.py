@@ -49,8 +49,7 @@ def retry(store, ids: list[int] | None, *, job: str | None = None, now: datetime
     with store.session() as session:
         for letter in _chosen(session, ids, job, done):
             if letter.job == "ga4":
-                event = session.exec(select(OutboxEvent).where(
-                    OutboxEvent.idempotency_key == letter.payload.get("idempotency_key", ""))).first()
+                event = _event_of(session, letter)
                 if event is not None and event.status != "sent":
                     event.status, event.last_error = "pending", None
                     session.add(event)
@@ -71,13 +70,18 @@ def drop(store, ids: list[int] | None, *, job: str | None = None, now: datetime 
             letter.status, letter.resolved_at = "dropped", now
             session.add(letter)
             if letter.job == "ga4":  # a person checked: GA4 has it (or it should never go); stop holding
-                event = session.exec(select(OutboxEvent).where(
-                    OutboxEvent.idempotency_key == letter.payload.get("idempotency_key", ""))).first()
+                event = _event_of(session, letter)
                 if event is not None and event.status == "uncertain":
                     event.status = "dropped"
                     session.add(event)
             done.changed += 1
     return done
+
+
+def _event_of(session, letter: DeadLetter) -> OutboxEvent | None:
+    """The outbox event a GA4 dead letter stands for."""
+    return session.exec(select(OutboxEvent).where(
+        OutboxEvent.idempotency_key == letter.payload.get("idempotency_key", ""))).first()
 
 
 def _chosen(session, ids: list[int] | None, job: str | None, done: Changed) -> list[DeadLetter]:

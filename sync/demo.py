@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import socket
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -41,15 +40,10 @@ SITE_ORIGIN = "https://www.example.com"
 AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Console | None = None) -> dict:
     """Run the demo in ``directory`` (emptied first); returns the summary it prints."""
     from sandbox.suite import SandboxSuite
+    from sandbox.web import free_port
     from sandbox.traffic import TrafficGenerator
 
     console = console or Console()
@@ -65,7 +59,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
     try:
         with progress:
             step = progress.add_task("Starting the sandbox and closedloop", total=3)
-            collector_port = _free_port()
+            collector_port = free_port()
             config_path = directory / "closedloop.toml"
             config_path.write_text(suite.config(state_url=f"sqlite:///{directory / 'closedloop.db'}",
                                                 collector_port=collector_port, site_origin=SITE_ORIGIN))

@@ -56,7 +56,7 @@ def drain_outbox(store, sender: Ga4Sender, now, checkpoint=lambda: None) -> Drai
         with store.job_lock(LOCK) as acquired:
             if not acquired:
                 return DrainResult(stopped_by="another instance is draining")
-            recover_interrupted(store, now())
+            recover_interrupted(store)
             return _drain(store, sender, now, checkpoint)
     finally:
         _drain_lock.release()
@@ -68,7 +68,7 @@ def idempotent(event: OutboxEvent) -> bool:
     return event.event_name == "purchase" and bool(params.get("transaction_id"))
 
 
-def recover_interrupted(store, moment: datetime) -> int:
+def recover_interrupted(store) -> int:
     """Settle events a dead drain left ``sending``; returns how many were found."""
     with store.session() as session:
         stuck = session.exec(select(OutboxEvent).where(OutboxEvent.status == "sending")).all()
@@ -89,13 +89,18 @@ def _mark_uncertain(session, event: OutboxEvent, why: str) -> None:
     what = f"{event.event_name}" + (f" {params['transaction_id']}" if params.get("transaction_id") else "")
     reason = (f"{why}; GA4 may or may not have this {what} and does not de-duplicate it, so closedloop will "
               "not resend it on its own: check GA4 and, if it is missing, run `closedloop dead-letters retry`")
-    event.status, event.last_error = "uncertain", reason[:2000]
-    session.add(event)
-    session.add(DeadLetter(job="ga4", crm=event.crm, object=event.kind, record_id=event.record_id,
-                           code="GA4_DELIVERY_UNCERTAIN", message=reason[:2000],
-                           payload={"idempotency_key": event.idempotency_key, "client_id": event.client_id,
-                                    "event": event.payload.get("event")}))
+    _set_aside(session, event, "uncertain", "GA4_DELIVERY_UNCERTAIN", reason)
     metrics.ga4_events.labels("dead_lettered").inc()
+
+
+def _set_aside(session, event: OutboxEvent, status: str, code: str, reason: str) -> None:
+    """Give the event its final status and a dead letter that says why (and how to find it again)."""
+    event.status, event.last_error = status, reason[:2000]
+    session.add(event)
+    session.add(DeadLetter(job="ga4", crm=event.crm, object=event.kind, record_id=event.record_id, code=code,
+                           message=reason[:2000], payload={"idempotency_key": event.idempotency_key,
+                                                           "client_id": event.client_id,
+                                                           "event": event.payload.get("event")}))
 
 
 def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
@@ -220,12 +225,7 @@ def _set_status(store, ids: list[int], old: str, new: str) -> None:
 def _dead_letter(store, failures: list[tuple[OutboxEvent, str]], code: str) -> None:
     with store.session() as session:
         for event, reason in failures:
-            stored = session.get(OutboxEvent, event.id)
-            stored.status, stored.last_error = "dead", reason[:2000]
-            session.add(stored)
-            session.add(DeadLetter(job="ga4", crm=event.crm, object=event.kind, record_id=event.record_id, code=code,
-                                   message=reason[:2000], payload={"idempotency_key": event.idempotency_key,
-                                                                   "event": event.payload.get("event")}))
+            _set_aside(session, session.get(OutboxEvent, event.id), "dead", code, reason)
     metrics.ga4_events.labels("dead_lettered").inc(len(failures))
     log.warning("dead-lettered %d GA4 event(s): %s", len(failures), failures[0][1])
 
