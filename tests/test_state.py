@@ -129,3 +129,49 @@ def test_job_lock_is_exclusive_on_postgres_and_free_on_sqlite(store):
             assert other
     with store.job_lock("enrich") as again:
         assert again
+
+
+def test_bulk_writes_store_what_the_orm_would(store):
+    """insert_rows and upsert (one JSON-array statement on SQLite) keep every value as a
+    row-by-row insert would: awkward text, timestamps comparable in SQL, JSON, defaults."""
+    from state.upsert import insert_rows, upsert
+
+    stamp = datetime(2026, 3, 1, 12, 30, 15, tzinfo=timezone(timedelta(hours=2)))  # no microseconds
+    awkward = 'quote " back\\slash \u00e9\U0001F600 \n [1,2] {"a":1} \u2028'
+    insert_rows_input = [{"visitor_id": f"v{i}", "kind": "pageview", "occurred_at": stamp + timedelta(seconds=i),
+                          "url": awkward, "utm_source": None if i else "0123", "received_at": stamp}
+                         for i in range(3)]
+    with store.session() as session:
+        insert_rows(session, Touchpoint, insert_rows_input)
+        upsert(session, LeadSync, [{"crm": "hubspot", "object": "contacts", "record_id": "1", "status": "pending",
+                                    "visitor_ids": ["v0", awkward], "written": {"n": 1.5, "s": awkward}}],
+               ["crm", "object", "record_id"])
+    with store.session(readonly=True) as session:
+        rows = session.exec(select(Touchpoint).order_by(Touchpoint.id)).all()
+        assert [(row.visitor_id, row.url, row.utm_source, row.occurred_at) for row in rows] == \
+            [(f"v{i}", awkward, None if i else "0123", stamp + timedelta(seconds=i)) for i in range(3)]
+        assert session.exec(select(Touchpoint.visitor_id).where(Touchpoint.occurred_at == stamp)).all() == ["v0"]
+        assert session.exec(select(Touchpoint.visitor_id).where(Touchpoint.occurred_at > stamp)).all() == ["v1", "v2"]
+        sync = session.get(LeadSync, ("hubspot", "contacts", "1"))
+        assert sync.visitor_ids == ["v0", awkward] and sync.written == {"n": 1.5, "s": awkward}
+        assert sync.first_seen_at.tzinfo == timezone.utc  # a default the rows left out
+
+
+def test_upsert_applies_conflicting_rows_in_order(store):
+    from state.upsert import greatest, upsert
+
+    early, late = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 2, 1, tzinfo=timezone.utc)
+    with store.session() as session:
+        session.add(Visitor(id="old", first_seen_at=early, last_seen_at=early, ga_client_id="1.1"))
+    rows = [{"id": "old", "first_seen_at": late, "last_seen_at": late, "ga_client_id": "2.2"},
+            {"id": "new", "first_seen_at": early, "last_seen_at": early, "ga_client_id": "3.3"},
+            {"id": "old", "first_seen_at": early, "last_seen_at": early, "ga_client_id": "4.4"}]  # same call
+    with store.session() as session:
+        upsert(session, Visitor, rows, ["id"], lambda table, new: {
+            "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
+            "ga_client_id": new.ga_client_id})
+        upsert(session, Visitor, [{"id": "new", "first_seen_at": late, "last_seen_at": late}], ["id"])  # ignored
+    with store.session(readonly=True) as session:
+        old, new = session.get(Visitor, "old"), session.get(Visitor, "new")
+    assert (old.first_seen_at, old.last_seen_at, old.ga_client_id) == (early, late, "4.4")
+    assert (new.first_seen_at, new.ga_client_id) == (early, "3.3")

@@ -16,7 +16,7 @@ from typing import Any
 
 from state import Store
 from state.models import Identity, Touchpoint, Visitor
-from state.upsert import greatest, least, upsert
+from state.upsert import greatest, insert_rows, least, upsert
 from sync.collector.beacon import CLICK_ID_KEYS, UTM_KEYS, Hit
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class BeaconWriter:
                 "ga_client_id": _coalesce_latest(table, new, "ga_client_id"),
                 "consent": _coalesce_latest(table, new, "consent"),
             })
-            session.exec(Touchpoint.__table__.insert(), params=touchpoints)
+            insert_rows(session, Touchpoint, touchpoints)
             upsert(session, Identity, list(identities.values()), ["kind", "value", "visitor_id"],
                    lambda table, new: {"last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at)})
 
