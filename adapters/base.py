@@ -140,6 +140,7 @@ class CRMAdapter(Protocol):
 
     name: str
     allowance: Allowance
+    write_batch: int  # records per write call
 
     def describe_fields(self, object_name: str) -> dict[str, FieldSpec]: ...
 

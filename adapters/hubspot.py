@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -70,16 +71,18 @@ class HubSpotCredentials:
 class HubSpotAdapter:
     """One HubSpot account."""
 
-    # Search pages may be fetched from another thread while a page is processed (each API object
-    # has its own connection pool; the limiters are thread-safe).
-    concurrent_reads = True
+    # Calls may come from several threads at once: the enrich poll reads the next page and
+    # writes the last one while it computes this one (each API object has its own connection
+    # pool; the limiters are thread-safe).
+    concurrent_calls = True
 
     name = "hubspot"
+    write_batch = BATCH_LIMIT
 
     def __init__(self, credentials: HubSpotCredentials, *, host: str = "https://api.hubapi.com",
                  ca_bundle: str | None = None, timeout: float = 30.0, max_daily_share: float = 0.5,
                  policy: RetryPolicy | None = None, counter: CallCounter | None = None,
-                 won_stages: list[str] | None = None, company_currency: str = "",
+                 won_stages: list[str] | None = None, company_currency: str = "", write_concurrency: int = 2,
                  sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.credentials = credentials
         self.host = host.rstrip("/")
@@ -89,6 +92,7 @@ class HubSpotAdapter:
         self.allowance = Allowance(max_daily_share)
         self.configured_won_stages = list(won_stages or [])
         self.configured_currency = company_currency
+        self.write_concurrency = max(1, write_concurrency)
         self.limiter = SlidingWindowLimiter(100, 10.0, clock=monotonic, sleep=sleep)
         # HubSpot allows 5 searches a second, counted on arrival: 5 per 1.1 s leaves room for jitter.
         self.search_limiter = SlidingWindowLimiter(5, 1.1, clock=monotonic, sleep=sleep)
@@ -376,13 +380,22 @@ class HubSpotAdapter:
     # -- writes -----------------------------------------------------------------------
 
     def update_records(self, updates: list[LeadUpdate]) -> list[WriteResult]:
-        """Batch updates of ≤ 100; one bad value is isolated by splitting the batch, so the
-        others still land."""
+        """Batch updates of ≤ 100, up to ``write_concurrency`` in flight at once (a batch call
+        spends most of its time waiting on HubSpot; the rate limiter paces them together). One
+        bad value is isolated by splitting its batch, so the others still land."""
+        batches = [(object_name, same[start:start + BATCH_LIMIT])
+                   for object_name in dict.fromkeys(update.object for update in updates)
+                   for same in [[update for update in updates if update.object == object_name]]
+                   for start in range(0, len(same), BATCH_LIMIT)]
         results: list[WriteResult] = []
-        for object_name in dict.fromkeys(update.object for update in updates):
-            same = [update for update in updates if update.object == object_name]
-            for start in range(0, len(same), BATCH_LIMIT):
-                results.extend(self._update_batch(object_name, same[start:start + BATCH_LIMIT]))
+        if self.write_concurrency == 1 or len(batches) == 1:
+            for object_name, batch in batches:
+                results.extend(self._update_batch(object_name, batch))
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.write_concurrency, len(batches)),
+                                    thread_name_prefix="hubspot-write") as pool:
+                for done in pool.map(lambda item: self._update_batch(*item), batches):
+                    results.extend(done)
         order = {id(update): n for n, update in enumerate(updates)}
         return sorted(results, key=lambda result: order[id(result.update)])
 

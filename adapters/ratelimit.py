@@ -14,6 +14,12 @@ from collections import deque
 from typing import Callable
 
 
+# Our calls are stamped before they are sent, the remote's on arrival, so each of ours leaves
+# the remote's window a little after it left ours. Calls are kept this much longer for
+# comparing with what the remote reports, or each would pass for someone else's call.
+SKEW_SECONDS = 1.0
+
+
 class SlidingWindowLimiter:
     """At most ``limit`` acquisitions per ``window`` seconds, across threads."""
 
@@ -22,7 +28,7 @@ class SlidingWindowLimiter:
         self.limit = max(1, limit)
         self.window = window
         self._clock, self._sleep = clock, sleep
-        self._calls: deque[float] = deque()
+        self._calls: deque[float] = deque()  # stamps, oldest first (kept SKEW_SECONDS past the window)
         self._lock = threading.Lock()
         self.waited = 0.0
 
@@ -31,12 +37,13 @@ class SlidingWindowLimiter:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._calls and now - self._calls[0] >= self.window:
-                    self._calls.popleft()
-                if len(self._calls) < self.limit:
+                self._trim(now)
+                expired = next((n for n, stamp in enumerate(self._calls) if now - stamp < self.window),
+                               len(self._calls))
+                if len(self._calls) - expired < self.limit:
                     self._calls.append(now)
                     return
-                wait = self.window - (now - self._calls[0]) + 0.001
+                wait = self.window - (now - self._calls[expired]) + 0.001
             self.waited += wait
             self._sleep(wait)
 
@@ -47,15 +54,17 @@ class SlidingWindowLimiter:
                 self.limit = max(1, limit)
             if remaining is not None:
                 now = self._clock()
-                while self._calls and now - self._calls[0] >= self.window:
-                    self._calls.popleft()
-                # Someone else is spending our allowance: pretend those calls were ours.
+                self._trim(now)
+                # Someone else is spending our allowance: count those calls as ours, from now.
                 used_elsewhere = (self.limit - remaining) - len(self._calls)
-                for _ in range(max(0, used_elsewhere)):
-                    self._calls.appendleft(now)
+                self._calls.extend([now] * max(0, used_elsewhere))
 
     def penalise(self) -> None:
         """After a 429: treat the window as full from now."""
         with self._lock:
             now = self._clock()
             self._calls = deque([now] * self.limit)
+
+    def _trim(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= self.window + SKEW_SECONDS:
+            self._calls.popleft()

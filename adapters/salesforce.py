@@ -59,6 +59,7 @@ class SalesforceAdapter:
 
     name = "salesforce"
     replication_key = "SystemModstamp"
+    write_batch = COLLECTION_LIMIT
 
     def __init__(self, credentials: SalesforceCredentials, *, api_version: str = "62.0", instance_url: str = "",
                  ca_bundle: str | None = None, timeout: float = 30.0, max_daily_share: float = 0.5,

@@ -12,7 +12,9 @@ responses: closedloop paces itself from the rate-limit headers instead of being 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +35,10 @@ def main(options: list[str]) -> list[Measurement]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HubSpot call")
+    parser.add_argument("--profile", type=Path, metavar="FILE.html",
+                        help="also write a wall-clock profile of the backfill (needs pyinstrument)")
     args = parser.parse_args(options)
+    profiler = _profiler() if args.profile else contextlib.nullcontext()
     directory = Path(tempfile.mkdtemp(prefix="closedloop-bench-backfill-"))
     with serve.running("hubspot", "--tier", "100", "--latency", str(args.latency)) as (url, _):
         control = requests.Session()
@@ -55,9 +60,12 @@ def main(options: list[str]) -> list[Measurement]:
             ids += control.post(f"{url}/_sandbox/contacts/seed", json={"rows": rows}, timeout=300).json()["ids"]
         control.post(f"{url}/_sandbox/requests/reset", timeout=30)
         job = Backfill(config, store, connections, "hubspot")
-        started = time.monotonic()
-        result = job.run()
+        started, cpu_before, machine_before = time.monotonic(), _process_cpu(), _machine_cpu()
+        with profiler:
+            result = job.run()
         seconds = time.monotonic() - started
+        cpu_seconds = _process_cpu() - cpu_before
+        busy, total = (after - before for after, before in zip(_machine_cpu(), machine_before))
         if result.written != args.contacts:
             raise RuntimeError(f"backfill wrote {result.written} of {args.contacts} contacts")
         for n in (0, len(ids) // 2, len(ids) - 1):
@@ -66,6 +74,10 @@ def main(options: list[str]) -> list[Measurement]:
                 raise RuntimeError(f"contact {ids[n]} was not enriched")
         counts = control.get(f"{url}/_sandbox/requests/counts", timeout=60).json()
         store.dispose()
+    if args.profile:
+        args.profile.write_text(profiler.output_html())
+        print(profiler.output_text(unicode=True, show_all=False), flush=True)
+        print(f"profile written to {args.profile}", flush=True)
     searches = sum(n for endpoint, n in counts["by_endpoint"].items() if endpoint.endswith("/search"))
     general = counts["total"] - searches
     general_floor = max(0, math.ceil(general / 100) - 1) * 10.0
@@ -75,9 +87,35 @@ def main(options: list[str]) -> list[Measurement]:
     detail = {"calls": counts["total"], "general_calls": general, "search_calls": searches,
               "general_floor_s": general_floor, "search_floor_s": search_floor,
               "latency_floor_s": round(counts["total"] * args.latency, 1), "contacts": args.contacts,
-              "records_read": result.read, "by_endpoint": counts["by_endpoint"]}
+              "records_read": result.read, "by_endpoint": counts["by_endpoint"],
+              # Where the time went: closedloop's own CPU (all its threads), and how busy the
+              # machine's cores were (closedloop plus the sandbox in its process).
+              "closedloop_cpu_s": round(cpu_seconds, 1), "closedloop_cpu_ms_per_record": round(
+                  1000 * cpu_seconds / args.contacts, 3), "machine_cores_busy_percent": round(100 * busy / total, 1)}
     print(f"{args.contacts} contacts: {seconds:.1f}s, floor {floor:.1f}s (general {general} calls → "
-          f"{general_floor:.0f}s, search {searches} → {search_floor:.0f}s), 429s: {limited}", flush=True)
+          f"{general_floor:.0f}s, search {searches} → {search_floor:.0f}s), 429s: {limited}; closedloop used "
+          f"{cpu_seconds:.1f}s of CPU, the cores were {detail['machine_cores_busy_percent']}% busy", flush=True)
     return [Measurement("backfill", f"hubspot {args.contacts:,} contacts", seconds, "s",
                         f"≤ 1.2 × floor ({floor:,.0f} s)", seconds <= 1.2 * floor, detail),
             Measurement("backfill", "429 responses received", limited, "", "0", limited == 0, detail)]
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_cpu() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores so far, from /proc/stat."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _profiler():
+    """A pyinstrument profiler of every thread's wall time (the prefetching reader's too)."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("--profile needs pyinstrument (pip install pyinstrument)") from None
+    return Profiler(interval=0.001, async_mode="disabled")

@@ -140,6 +140,7 @@ class HubSpotSection(Section):
     company_currency: CurrencyCode = ""
     search_lag_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     max_daily_api_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    write_concurrency: Annotated[int, Field(ge=1, le=10)] = 2
 
 
 class ScheduleSection(Section):

@@ -65,7 +65,8 @@ class Connections:
         return HubSpotAdapter(credentials, host=settings.host, ca_bundle=self._ca(settings.ca_bundle),
                               timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
                               counter=self.counter, won_stages=settings.won_stages,
-                              company_currency=settings.company_currency)
+                              company_currency=settings.company_currency,
+                              write_concurrency=settings.write_concurrency)
 
     def _ca(self, value: str) -> str | None:
         if not value:

@@ -24,12 +24,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
 from adapters.base import FieldSpec, LeadRecord, LeadUpdate, WriteResult
-from mappings.convert import same_value, to_field_value
+from mappings.convert import converter, same_value
 from mappings.model import ObjectMapping
 from state.models import Cursor, DeadLetter, Identity, LeadSync
 from state.upsert import upsert
@@ -40,7 +40,7 @@ from sync.hits import journey_settings, to_hit
 from sync.identity import hash_email, normalise_ga_client_id
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.journey import compute_variables
-from sync.prefetch import prefetched
+from sync.prefetch import WriteBehind, prefetched
 from sync.stitching import CRM_RECORD, Clues, crm_record_key, find_people, touchpoints_of_many
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ INITIAL_WINDOW = timedelta(days=1)
 CONVERSION_SKEW = timedelta(minutes=2)  # the identify beacon may land just after the CRM record
 PENDING_BATCH = 500
 PENDING_RECHECK = timedelta(minutes=1)
+PIPELINE_DEPTH = 3  # pages read ahead, and pages waiting to be written, at most
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,35 @@ PROFILES = {
     "salesforce": CrmProfile(("Lead", "Contact"), "Opportunity", {"Lead": "IsConverted = false"}),
     "hubspot": CrmProfile(("contacts",), "deals"),
 }
+
+
+def whole_batches(pages: Iterable[list[LeadRecord]], batch: int) -> Iterator[list[LeadRecord]]:
+    """The same records, regrouped so that every page but the last holds whole write batches.
+
+    Reads do not always come in round numbers (a crowded millisecond is drained by id, less
+    what was already read), and a page of 137 would cost two write calls where 100 need one.
+    The few records held back are older than none of those that follow, so a cursor taken from
+    a page's newest record still never passes a record that was not processed."""
+    held: list[LeadRecord] = []
+    for page in pages:
+        held += page
+        whole = len(held) - len(held) % batch
+        if whole:
+            yield held[:whole]
+            held = held[whole:]
+    if held:
+        yield held
+
+
+@dataclass
+class PreparedPage:
+    """A page planned but not yet written: what :meth:`CrmEnricher.finish` needs."""
+
+    object_mapping: ObjectMapping
+    plans: list[tuple[LeadRecord, "Person | None", dict[str, Any]]]
+    syncs: dict[str, Any]  # lead_syncs rows (attributes as on LeadSync) by record id
+    now: datetime
+    wait: timedelta
 
 
 @dataclass
@@ -122,6 +152,7 @@ class CrmEnricher:
         self.settings = journey_settings(ctx.config)
         self.start, self.stream, self.on_page = start, stream, on_page
         self._specs: dict[str, dict[str, FieldSpec]] = {}
+        self._writers: dict[str, list[tuple]] = {}
 
     def run(self, objects: Iterable[str] | None = None) -> None:
         wanted = list(objects) if objects else [*self.profile.person_objects, self.profile.deal_object]
@@ -157,20 +188,33 @@ class CrmEnricher:
         since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
             else self.start or now - INITIAL_WINDOW
         where = self.profile.filters.get(object_mapping.object, "")
-        pages = self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping), since, until,
-                                          **({"where": where} if where else {}))
-        if getattr(self.adapter, "concurrent_reads", False):
-            pages = prefetched(pages, name=f"{self.crm}-{object_mapping.object}-pages")
-        for page in pages:
-            self.ctx.checkpoint()
-            if not page:
-                continue
-            metrics.records_read.labels(self.crm, object_mapping.object).inc(len(page))
-            self.ctx.result.records_read += len(page)
-            newest = min(max(record.modified_at for record in page), until)
-            self.process(object_mapping, page, cursor=(stream, newest))
-            if self.on_page:
-                self.on_page(object_mapping.object, len(page))
+        pages = whole_batches(self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping),
+                                                        since, until, **({"where": where} if where else {})),
+                              self.adapter.write_batch)
+        # Where the adapter may be called from several threads at once, the next page is read,
+        # and the last one written and committed, while this one is computed.
+        overlap = getattr(self.adapter, "concurrent_calls", False)
+        if overlap:
+            pages = prefetched(pages, name=f"{self.crm}-{object_mapping.object}-pages", depth=PIPELINE_DEPTH)
+        with WriteBehind(name=f"{self.crm}-{object_mapping.object}-writes", enabled=overlap,
+                         depth=PIPELINE_DEPTH) as writes:
+            for page in pages:
+                self.ctx.checkpoint()
+                if not page:
+                    continue
+                metrics.records_read.labels(self.crm, object_mapping.object).inc(len(page))
+                self.ctx.result.records_read += len(page)
+                newest = min(max(record.modified_at for record in page), until)
+                ids = {record.id for record in page}
+                writes.wait_if_touching(ids)  # its plan must see what the pages before wrote
+                prepared = self.prepare(object_mapping, page)
+                writes.submit(lambda prepared=prepared, newest=newest: self.finish_unless_stopped(
+                    prepared, (stream, newest)), ids)
+
+    def finish_unless_stopped(self, page: "PreparedPage", cursor: tuple[str, datetime]) -> None:
+        """A queued page is not started once a stop was asked for (it is read again next time)."""
+        self.ctx.checkpoint()
+        self.finish(page, cursor)
 
     def recheck_pending(self, object_mapping: ObjectMapping) -> None:
         """Leads still waiting for their visitor: look again, or give up after the wait."""
@@ -225,14 +269,20 @@ class CrmEnricher:
 
     def process(self, object_mapping: ObjectMapping, records: list[LeadRecord], *,
                 cursor: tuple[str, datetime] | None, wait: timedelta | None = None) -> None:
+        self.finish(self.prepare(object_mapping, records, wait=wait), cursor)
+
+    def prepare(self, object_mapping: ObjectMapping, records: list[LeadRecord], *,
+                wait: timedelta | None = None) -> "PreparedPage":
+        """Who each record is, its journey and the field values to write (reads only)."""
         now = self.ctx.now()
         wait = wait or timedelta(hours=self.ctx.config.settings.journey.match_wait_hours)
         specs = self.specs(object_mapping.object)
         is_deal = object_mapping.object == self.profile.deal_object
         with self.ctx.store.session(readonly=True) as session:
-            syncs = {s.record_id: s for s in session.exec(select(LeadSync).where(
-                LeadSync.crm == self.crm, LeadSync.object == object_mapping.object,
-                col(LeadSync.record_id).in_([r.id for r in records]))).all()}
+            table = LeadSync.__table__.c  # rows, not model instances: a page is read-only here
+            syncs = {s.record_id: s for s in session.execute(select(LeadSync.__table__).where(
+                table.crm == self.crm, table.object == object_mapping.object,
+                table.record_id.in_([r.id for r in records]))).all()}
             people = self.deal_people(records) if is_deal else self.people(session, object_mapping, records)
             hits = touchpoints_of_many(session, {record_id: (person.visitor_ids, person.converted_at + CONVERSION_SKEW)
                                                  for record_id, person in people.items()})
@@ -247,6 +297,12 @@ class CrmEnricher:
                 sync = syncs.get(record.id)
                 plans.append((record, person, self.plan(object_mapping, specs, record, variables,
                                                         sync.written if sync else {})))
+        return PreparedPage(object_mapping, plans, syncs, now, wait)
+
+    def finish(self, page: "PreparedPage", cursor: tuple[str, datetime] | None) -> None:
+        """Write the page's values, then record results, identities and the cursor in one
+        transaction (a crash before the commit re-reads the page and finds nothing to write)."""
+        object_mapping, plans, syncs, now, wait = page.object_mapping, page.plans, page.syncs, page.now, page.wait
         updates = [LeadUpdate(object_mapping.object, record.id, values) for record, _, values in plans if values]
         results = {result.update.id: result for result in self.adapter.update_records(updates)} if updates else {}
         written = sum(1 for result in results.values() if result.ok)
@@ -266,28 +322,41 @@ class CrmEnricher:
                 upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": value.isoformat(),
                                           "updated_at": now}], ["crm", "stream"],
                        lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+        if cursor is not None and self.on_page:
+            self.on_page(object_mapping.object, len(plans))
 
     def plan(self, object_mapping: ObjectMapping, specs: dict[str, FieldSpec], record: LeadRecord,
              variables: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
         """The field values to write: changed ones only, as the policies allow."""
         values: dict[str, Any] = {}
-        for mapping in object_mapping.fields:
-            spec = specs.get(mapping.field)
-            if spec is None:
-                continue  # `closedloop check` reports it; one missing field must not stop the others
-            wire = to_field_value(variables.get(mapping.variable), spec, self.crm, mapping.max_length)
+        fields = record.fields
+        for name, variable, fill_empty, spec, convert in self.field_writers(object_mapping, specs):
+            wire = convert(variables.get(variable))
             if wire is None:
                 continue
-            current = record.fields.get(mapping.field)
-            if same_value(current, wire, spec):
+            current = fields.get(name)
+            if current is None or current == "":
+                if wire == "" or (fill_empty and name in written):
+                    continue
+            elif fill_empty or same_value(current, wire, spec):
                 continue
-            if mapping.policy == "fill_empty" and (current not in (None, "") or mapping.field in written):
-                continue
-            values[mapping.field] = wire
+            values[name] = wire
         return values
 
+    def field_writers(self, object_mapping: ObjectMapping, specs: dict[str, FieldSpec]) -> list[tuple]:
+        """Per mapped field the CRM has: (field, variable, fill_empty?, spec, converter).
+
+        A field the CRM lacks is left out: `closedloop check` reports it, and one missing field
+        must not stop the others."""
+        if object_mapping.object not in self._writers:  # mapping and specs are fixed for this run
+            self._writers[object_mapping.object] = [
+                (mapping.field, mapping.variable, mapping.policy == "fill_empty", specs[mapping.field],
+                 converter(specs[mapping.field], self.crm, mapping.max_length))
+                for mapping in object_mapping.fields if mapping.field in specs]
+        return self._writers[object_mapping.object]
+
     def outcome(self, session: Session, object_name: str, record: LeadRecord, person: Person | None,
-                values: dict[str, Any], result: WriteResult | None, sync: LeadSync | None, now: datetime,
+                values: dict[str, Any], result: WriteResult | None, sync: Any, now: datetime,
                 wait: timedelta) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The record's new lead-sync row and the identity rows linking it to its visitors
         (written in bulk by the caller); a failed write is dead-lettered here."""
