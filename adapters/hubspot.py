@@ -165,7 +165,9 @@ class HubSpotAdapter:
             if policy == "DAILY":
                 return BudgetExhausted("HubSpot daily API limit reached; closedloop pauses until it resets")
             retry_after = _float(headers.get("Retry-After") if hasattr(headers, "get") else None)
-            if search or "secondly" in message.lower():
+            # The search limit's 429 names no policy ("You have reached your secondly limit.");
+            # the ten-second one says TEN_SECONDLY_ROLLING, whose message also holds "secondly".
+            if search or policy == "SECONDLY" or (not policy and "secondly limit" in message.lower()):
                 self.search_limiter.penalise()
                 return RateLimited(f"HubSpot search limit hit during {what}", retry_after or 1.0)
             self.limiter.penalise()

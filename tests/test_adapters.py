@@ -178,6 +178,8 @@ def test_hubspot_429s_with_and_without_retry_after_and_pacing(tmp_path):
         statuses = [entry["status"] for entry in sandbox.request_log()]
         assert statuses[:2] == [429, 429] and 429 not in statuses[2:]
         assert adapter.limiter.waited > 0
+        # "ten_secondly_rolling" holds "secondly", but it is the ten-second limit, not search's
+        assert not adapter.search_limiter._calls
     finally:
         sandbox.stop()
 
