@@ -1,19 +1,22 @@
 """Bulk INSERT and INSERT ... ON CONFLICT for SQLite and PostgreSQL alike.
 
-On PostgreSQL the rows are bound as parameters of one cached statement (psycopg's
-executemany). On SQLite that would run the statement once per row, and the sqlite3 driver
-releases and re-takes the GIL around every row: in a busy process (the collector answering
-thousands of beacons a second) each re-take waits behind the other threads, and a 500-row
-batch crawled at about 1,000 rows/s. So on SQLite the whole batch travels as one JSON array
-and one ``INSERT ... SELECT ... FROM json_each(?)`` statement stores it in a single step,
-inside SQLite, without the GIL: about ten times faster, and the other threads run meanwhile.
+A batch travels as one JSON document and is stored by one ``INSERT ... SELECT`` from it
+(``json_each`` on SQLite, ``json_to_recordset`` on PostgreSQL), not as an executemany. The
+drivers run an executemany row by row and release and re-take the GIL around every row: in a
+busy process (the collector answering thousands of beacons a second) each re-take waited
+behind the other threads, and a 500-row batch crawled at about 1,000 rows/s. One statement
+is stored in a single step inside the database, without the GIL, while the other threads
+run. On PostgreSQL an upsert whose rows share a key goes row by row instead: one statement
+may not update a row twice.
 """
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import bindparam, func, literal_column, select, true
+from sqlalchemy import Text, bindparam, cast, column, func, literal_column, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -36,19 +39,15 @@ def upsert(session: Session, model, rows: list[dict[str, Any]], key: Iterable[st
             return insert.on_conflict_do_nothing(index_elements=key)
         return insert.on_conflict_do_update(index_elements=key, set_=update(model.__table__.c, insert.excluded))
 
-    _execute(session, model, rows, on_conflict)
+    _execute(session, model, rows, on_conflict, key)
 
 
-def _execute(session: Session, model, rows: list[dict[str, Any]], finish) -> None:
+def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: list[str] | None = None) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect
-    columns = list(rows[0])
-    if dialect.name == "postgresql":
-        statement = finish(postgresql.insert(model))
-        session.execute(statement, [{column: row.get(column) for column in columns} for row in rows])
-        return
     table = model.__table__
+    columns = list(rows[0])
     # Columns the rows leave out but the model fills in (timestamps, empty JSON): an
     # INSERT ... SELECT gets no per-row Python defaults, so they are computed here, once per
     # call (as SQLAlchemy would for one INSERT ... SELECT).
@@ -57,9 +56,20 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish) -> Non
                 if column.name not in rows[0] and column.default is not None and not column.default.is_sequence
                 and not column.default.is_clause_element}
     names = columns + list(defaults)
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
     values = [[row.get(column) for column in columns] + list(defaults.values()) for row in rows]
-    for index, process in enumerate(processors):
+    if dialect.name == "postgresql":
+        if key and len({tuple(row.get(name) for name in key) for row in rows}) < len(rows):
+            session.execute(finish(postgresql.insert(table)), [dict(zip(names, value)) for value in values])
+            return
+        document = json.dumps([dict(zip(names, value)) for value in values], separators=(",", ":"),
+                              default=_json_value)
+        source = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
+            *[column(name, table.c[name].type) for name in names]).render_derived(name="batch", with_types=True)
+        statement = finish(postgresql.insert(table).from_select(names, select(*source.c)))
+        session.execute(statement, {"rows": document})
+        return
+    for index, name in enumerate(names):
+        process = table.c[name].type._cached_bind_processor(dialect)
         if process is not None:
             for value in values:
                 value[index] = process(value[index])
@@ -68,6 +78,17 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish) -> Non
         .select_from(func.json_each(bindparam("rows"))).where(true())  # WHERE: SQLite's ON CONFLICT needs one
     statement = finish(sqlite.insert(table).from_select(names, source))
     session.execute(statement, {"rows": json.dumps(values, separators=(",", ":"))})
+
+
+def _json_value(value: Any) -> str:
+    """Values JSON has no type for, as text PostgreSQL reads back into the column's type."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a bulk write")
 
 
 def greatest(session: Session, *values):

@@ -171,7 +171,17 @@ def test_upsert_applies_conflicting_rows_in_order(store):
             "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
             "ga_client_id": new.ga_client_id})
         upsert(session, Visitor, [{"id": "new", "first_seen_at": late, "last_seen_at": late}], ["id"])  # ignored
+    with store.session() as session:  # keys unique within the call: one statement on both databases
+        upsert(session, Visitor, [{"id": "old", "first_seen_at": late, "last_seen_at": early, "ga_client_id": "5.5"},
+                                  {"id": "third", "first_seen_at": late, "last_seen_at": late}], ["id"],
+               lambda table, new: {"last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
+                                   "ga_client_id": new.ga_client_id})
+        with pytest.raises(ValueError, match="naive datetime"):
+            upsert(session, Visitor, [{"id": "naive", "first_seen_at": datetime(2026, 1, 1),
+                                       "last_seen_at": datetime(2026, 1, 1)}], ["id"])
     with store.session(readonly=True) as session:
         old, new = session.get(Visitor, "old"), session.get(Visitor, "new")
-    assert (old.first_seen_at, old.last_seen_at, old.ga_client_id) == (early, late, "4.4")
+    assert (old.first_seen_at, old.last_seen_at, old.ga_client_id) == (early, late, "5.5")
     assert (new.first_seen_at, new.ga_client_id) == (early, "3.3")
+    with store.session(readonly=True) as session:
+        assert session.get(Visitor, "third").last_seen_at == late and session.get(Visitor, "naive") is None
