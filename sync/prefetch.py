@@ -128,7 +128,7 @@ class WriteBehind:
                 return
             for future, _ in self._pending:  # let them finish; the error in hand is the one raised
                 future.exception()
-            if self._failed is not None and self._failed is not error:
+            if self._failed is not None and not isinstance(self._failed, type(error)):  # a stop: both stopped
                 log.error("a background page write failed too: %s", self._failed, exc_info=self._failed)
         finally:
             if self._executor is not None:
