@@ -92,17 +92,21 @@ def peak_rss_mb_of(command: list[str], env: dict | None = None, cwd: str | None 
 
 
 def markdown() -> str:
-    """Every saved result as one Markdown table, in the order of ``bench.__main__.BENCHMARKS``."""
+    """Every saved result as one Markdown table, in the order of ``bench.__main__.BENCHMARKS``,
+    preceded by the machine they ran on (a column instead, when they ran on several)."""
     from bench.__main__ import BENCHMARKS
 
-    lines = ["| benchmark | case | result | target | met | when |", "|---|---|---|---|---|---|"]
-    for name in BENCHMARKS:
-        path = RESULTS_DIR / f"{name}.json"
-        if not path.exists():
-            continue
-        saved = json.loads(path.read_text())
-        for item in saved["measurements"]:
+    saved = [json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in BENCHMARKS
+             if (RESULTS_DIR / f"{name}.json").exists()]
+    machines = list(dict.fromkeys(result["machine"] for result in saved))
+    several = len(machines) > 1
+    lines = [f"Machine: {machines[0]}.", ""] if len(machines) == 1 else []
+    lines += ["| benchmark | case | result | target | met | when |" + (" machine |" if several else ""),
+              "|---|---|---|---|---|---|" + ("---|" if several else "")]
+    for result in saved:
+        for item in result["measurements"]:
             m = Measurement(**item)
             met = "" if m.ok is None else ("yes" if m.ok else "**no**")
-            lines.append(f"| {m.benchmark} | {m.case} | {m.shown()} | {m.target} | {met} | {saved['when']} |")
+            lines.append(f"| {m.benchmark} | {m.case} | {m.shown()} | {m.target} | {met} | {result['when']} |"
+                         + (f" {result['machine']} |" if several else ""))
     return "\n".join(lines)
