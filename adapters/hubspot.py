@@ -385,10 +385,10 @@ class HubSpotAdapter:
         """Batch updates of ≤ 100, up to ``write_concurrency`` in flight at once (a batch call
         spends most of its time waiting on HubSpot; the rate limiter paces them together). One
         bad value is isolated by splitting its batch, so the others still land."""
-        batches = [(object_name, same[start:start + BATCH_LIMIT])
-                   for object_name in dict.fromkeys(update.object for update in updates)
-                   for same in [[update for update in updates if update.object == object_name]]
-                   for start in range(0, len(same), BATCH_LIMIT)]
+        batches: list[tuple[str, list[LeadUpdate]]] = []
+        for object_name in dict.fromkeys(update.object for update in updates):
+            same = [update for update in updates if update.object == object_name]
+            batches += [(object_name, same[start:start + BATCH_LIMIT]) for start in range(0, len(same), BATCH_LIMIT)]
         results: list[WriteResult] = []
         if self.write_concurrency == 1 or len(batches) == 1:
             for object_name, batch in batches:

@@ -7,6 +7,13 @@ from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
 
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused rather than guessed at."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
+    return value.astimezone(timezone.utc)
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes in Python, whatever the database keeps.
 
@@ -21,9 +28,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
-        value = value.astimezone(timezone.utc)
+        value = to_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def bind_processor(self, dialect):
@@ -34,11 +39,7 @@ class UTCDateTime(TypeDecorator):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
-            return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return None if value is None else to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
         return process
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:

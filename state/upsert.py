@@ -20,6 +20,8 @@ from sqlalchemy import Text, bindparam, cast, column, func, literal_column, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from state.types import to_utc
+
 
 def insert_rows(session: Session, model, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` (dicts of column values; absent columns take their defaults)."""
@@ -69,7 +71,7 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: l
         session.execute(statement, {"rows": document})
         return
     for index, name in enumerate(names):
-        process = table.c[name].type._cached_bind_processor(dialect)
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             for value in values:
                 value[index] = process(value[index])
@@ -82,9 +84,9 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: l
 
 def _json_value(value: Any) -> str:
     """Values JSON has no type for, as text PostgreSQL reads back into the column's type."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("naive datetime given to the state store; use an aware UTC datetime")
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
