@@ -1,4 +1,18 @@
-"""CRM adapters: one small declarative module per CRM behind one interface.
+"""Adapters: every client of a remote system, each a small declarative module.
 
-``adapters`` and ``mappings`` know nothing of ``sync``; the daemon drives them.
+=====================  ====================================================================
+``salesforce``         Salesforce REST through simple-salesforce (``salesforce_auth``: OAuth)
+``hubspot``            HubSpot CRM through hubspot-api-client
+``ga4``                the GA4 Measurement Protocol (validation and a careful sender)
+``base``               the CRM interface and its record types
+``http``               sessions with timeouts, trusted CAs and call counting
+``retry``              one retry policy built from data
+``ratelimit``          the sliding-window limiter
+``errors``             closedloop's error tree, the whole project's vocabulary
+=====================  ====================================================================
+
+Adapters know nothing of the daemon: no module here imports ``sync``, ``state`` or
+``mappings``. What the daemon wants to hear (API call counts for its metrics) is passed in as
+a hook (:class:`adapters.http.CallCounter`); what adapters need (credentials, URLs, limits)
+is passed in as plain values.
 """

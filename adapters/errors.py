@@ -15,6 +15,12 @@
 
 ``str(error)`` is the user message. Messages are written to be safe to log: they never
 contain a secret value (credentials are redacted before an error is built).
+
+This tree is the vocabulary of the whole project, not only of the adapters: the config loader
+raises :class:`ConfigError` for a bad ``closedloop.toml``, the mappings raise
+:class:`MappingError`, the reports refuse a bad spend file with :class:`ConfigError`. It lives
+here because adapters may import nothing outside ``adapters``; it imports nothing itself, so
+every package can use it without reaching any remote system's code.
 """
 from __future__ import annotations
 

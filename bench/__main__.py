@@ -1,14 +1,7 @@
 """``python -m bench NAME [options]`` runs one benchmark; ``python -m bench all`` runs each with
 its defaults. ``python -m bench NAME --help`` lists a benchmark's options.
 
-=============  =====================================================================
-api_calls      API calls per enriched record vs the floor and a naive baseline
-backfill       HubSpot backfill wall time vs the rate-limit floor, and 429s received
-ga4            GA4 Measurement Protocol requests per event
-collector      beacons per second and latency (p50/p99), SQLite and PostgreSQL
-memory         peak RSS of the daemon while it enriches many leads
-latency        time from a lead's creation to its fields being written
-=============  =====================================================================
+The benchmarks and what each measures are listed in ``bench/registry.py`` (and by ``--help``).
 
 ``python -m bench results`` prints the saved results (bench/results/*.json) as the Markdown
 table the README quotes.
@@ -19,18 +12,22 @@ import importlib
 import sys
 
 from bench.common import markdown, report, save
+from bench.registry import BENCHMARKS
 
-BENCHMARKS = ["api_calls", "backfill", "ga4", "collector", "memory", "latency"]
+
+def usage() -> str:
+    width = max(map(len, BENCHMARKS))
+    return __doc__ + "\n" + "\n".join(f"  {name:<{width}}  {what}" for name, what in BENCHMARKS.items()) + "\n"
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+        print(usage())
         return 0 if argv else 2
     if argv[0] == "results":
         print(markdown())
         return 0
-    names = BENCHMARKS if argv[0] == "all" else [argv[0]]
+    names = list(BENCHMARKS) if argv[0] == "all" else [argv[0]]
     if names[0] not in BENCHMARKS:
         print(f"unknown benchmark {argv[0]!r}; one of: {', '.join(BENCHMARKS)}, all", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 The HubSpot sandbox runs in its own process (as HubSpot runs on its own servers), set to the
 100-requests-per-10-seconds tier with 50 ms added to every call; N contacts (default 100,000) whose visitors closedloop knows are enriched by the real
-``closedloop backfill`` code path (``sync.backfill.Backfill``).
+``closedloop backfill`` code path (``sync.jobs.backfill.Backfill``).
 
 Floor: the time the limits alone force for the calls made — the 10-second limit for general
 calls, ⌈calls/100⌉−1 full windows of 10 s, and HubSpot's 5-per-second search limit, (searches−1)/5
@@ -24,10 +24,10 @@ import requests
 from bench import scenario, serve
 from bench.common import Measurement
 from state import Store
-from sync.backfill import Backfill
 from sync.config import load_config
-from sync.connections import Connections
-from sync.fields import missing_fields
+from sync.jobs.backfill import Backfill
+from sync.jobs.fields import missing_fields
+from sync.ops.connections import Connections
 
 
 def main(options: list[str]) -> list[Measurement]:

@@ -15,6 +15,8 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
+from bench.registry import BENCHMARKS
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -92,10 +94,8 @@ def peak_rss_mb_of(command: list[str], env: dict | None = None, cwd: str | None 
 
 
 def markdown() -> str:
-    """Every saved result as one Markdown table, in the order of ``bench.__main__.BENCHMARKS``,
+    """Every saved result as one Markdown table, in the order of ``bench.registry.BENCHMARKS``,
     preceded by the machine they ran on (a column instead, when they ran on several)."""
-    from bench.__main__ import BENCHMARKS
-
     saved = [json.loads((RESULTS_DIR / f"{name}.json").read_text()) for name in BENCHMARKS
              if (RESULTS_DIR / f"{name}.json").exists()]
     machines = list(dict.fromkeys(result["machine"] for result in saved))

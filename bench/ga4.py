@@ -22,12 +22,12 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from adapters.ga4 import Ga4Sender
 from bench.common import Measurement
 from sandbox.ga4 import GA4Sandbox
 from state import Store
-from sync.ga4 import Ga4Sender
-from sync.ga4_events import outbox_event
-from sync.outbox import drain_outbox
+from sync.jobs.ga4_events import outbox_event
+from sync.jobs.outbox import drain_outbox
 
 
 def main(options: list[str]) -> list[Measurement]:

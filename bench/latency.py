@@ -27,8 +27,8 @@ from sandbox.suite import SandboxSuite
 from sandbox.web import free_port
 from state import Store
 from sync.config import load_config
-from sync.connections import Connections
-from sync.fields import missing_fields
+from sync.jobs.fields import missing_fields
+from sync.ops.connections import Connections
 
 SCHEDULES = {"default": "", "fast": "\n[schedule]\nenrich_seconds = 10.0\n"}
 FIELDS = {"salesforce": "CL_First_Click_Channel__c", "hubspot": "cl_first_click_channel"}

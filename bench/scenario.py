@@ -15,14 +15,14 @@ from pathlib import Path
 
 from sandbox.suite import SandboxSuite
 from state import Store
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.writer import BeaconWriter
 from sync.config import load_config
-from sync.connections import Connections
-from sync.fields import missing_fields
-from sync.identity import hash_email
 from sync.jobs import registry
 from sync.jobs.base import JobRunner
+from sync.jobs.fields import missing_fields
+from sync.ops.connections import Connections
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 LANDINGS = [("https://www.example.com/?utm_source=google&utm_medium=cpc&utm_campaign=brand", ""),

@@ -23,7 +23,7 @@ from adapters.errors import ClosedloopError, ConfigError
 from state import SchemaOutdated, Store
 from state.models import ApiBudget, Cursor, DeadLetter, JobRun, OutboxEvent
 from sync.config import Config, load_config
-from sync.logs import configure_logging, redact
+from sync.ops.logs import configure_logging, redact
 
 log = logging.getLogger("closedloop")
 
@@ -114,11 +114,12 @@ def collector(config_path: Path | None) -> None:
     """Serve only the collector (to scale it out separately from the jobs)."""
     import uvicorn
 
-    from sync.collector.app import create_app
+    from sync.capture.app import create_app
+    from sync.jobs import job_intervals
 
     config, store = boot(config_path, remote=False)
     settings = config.settings.collector
-    uvicorn.run(create_app(config, store), host=settings.host, port=settings.port, log_config=None,
+    uvicorn.run(create_app(config, store, job_intervals=job_intervals(config)), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, lifespan="on")
 
 
@@ -140,8 +141,8 @@ def check(config_path: Path | None) -> None:
     """Check the config, the state database, CRM credentials and every field mapping
     against the CRM's live metadata."""
     from mappings.check import check_against_crm
-    from sync.connections import Connections
-    from sync.variables import ENUMERATIONS, catalogue
+    from sync.journey.variables import ENUMERATIONS, catalogue
+    from sync.ops.connections import Connections
 
     config, store = boot(config_path, check_schema=False)
     click.echo(f"config: ok ({config.source})")
@@ -175,8 +176,8 @@ def fields() -> None:
 @config_option
 def fields_create(config_path: Path | None) -> None:
     """Create the custom fields/properties the mappings need; never changes existing ones."""
-    from sync.connections import Connections
-    from sync.fields import missing_fields
+    from sync.jobs.fields import missing_fields
+    from sync.ops.connections import Connections
 
     config, _store = boot(config_path, check_schema=False)
     connections = Connections(config)
@@ -264,10 +265,10 @@ def backfill(config_path: Path | None, crm: str, since: datetime | None, restart
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sync.backfill import Backfill, EnrichRunning
-    from sync.budgets import record_allowance
-    from sync.connections import Connections
+    from sync.jobs.backfill import Backfill, EnrichRunning
     from sync.jobs.base import StopRequested
+    from sync.ops.budgets import record_allowance
+    from sync.ops.connections import Connections
 
     config, store = boot(config_path)
     connections = Connections(config)
@@ -322,7 +323,7 @@ def dead_letters() -> None:
 @click.option("--limit", default=50, show_default=True)
 def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool, limit: int) -> None:
     """Show open dead letters, newest first, with the remote's reason."""
-    from sync.dead_letters import listing
+    from sync.ops.dead_letters import listing
 
     _, store = boot(config_path, remote=False)
     rows, total = listing(store, job=job, include_closed=show_all, limit=limit)
@@ -353,7 +354,7 @@ def _dead_letter_selection(command):
 @_dead_letter_selection
 def dead_letters_retry(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
     """Queue dead letters again: the next run re-reads and rewrites the record, or resends the event."""
-    from sync.dead_letters import retry
+    from sync.ops.dead_letters import retry
 
     _, store = boot(config_path, remote=False)
     done = retry(store, _chosen(ids, every), job=job)
@@ -364,7 +365,7 @@ def dead_letters_retry(config_path: Path | None, ids: tuple[int, ...], every: bo
 @_dead_letter_selection
 def dead_letters_drop(config_path: Path | None, ids: tuple[int, ...], every: bool, job: str | None) -> None:
     """Close dead letters without retrying (the record or event is left as it is)."""
-    from sync.dead_letters import drop
+    from sync.ops.dead_letters import drop
 
     _, store = boot(config_path, remote=False)
     done = drop(store, _chosen(ids, every), job=job)
@@ -387,7 +388,7 @@ def _skipped(done) -> str:
 def forget(config_path: Path | None, email: str) -> None:
     """Erase a person (by email) from closedloop's store: visitors, touchpoints, identities,
     pending GA4 events. CRM records are not touched."""
-    from sync.privacy import forget_email
+    from sync.capture.privacy import forget_email
 
     config, store = boot(config_path, remote=False)
     try:
@@ -405,9 +406,9 @@ def forget(config_path: Path | None, email: str) -> None:
 @click.argument("visitor_id")
 def explain(config_path: Path | None, visitor_id: str) -> None:
     """Print a visitor's journey (all their devices) and why each session got its channel."""
-    from sync.hits import journey_settings, to_hit
-    from sync.journey import explain as explain_journey
-    from sync.stitching import find_person, touchpoints_for
+    from sync.capture.stitching import find_person, touchpoints_for
+    from sync.journey.compute import explain as explain_journey
+    from sync.journey.hits import journey_settings, to_hit
 
     config, store = boot(config_path, remote=False)
     with store.session(readonly=True) as session:
@@ -472,9 +473,9 @@ def ga4() -> None:
 @click.option("--sample", default=10, show_default=True, help="How many queued (else recent) events to check.")
 def ga4_validate(config_path: Path | None, sample: int) -> None:
     """Send a sample of outbox events to GA4's validation server and print its messages."""
-    from sync.connections import Connections
-    from sync.ga4 import validate_request
-    from sync.ga4_events import request_body
+    from adapters.ga4 import validate_request
+    from sync.jobs.ga4_events import request_body
+    from sync.ops.connections import Connections
 
     config, store = boot(config_path)
     sender = Connections(config).ga4()
@@ -525,8 +526,8 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
     """Revenue and pipeline by channel, source, campaign and keyword."""
     from datetime import timedelta
 
-    from sync.hits import journey_settings
-    from sync.reports import pipeline_report, source_report, to_csv, to_json
+    from sync.journey.hits import journey_settings
+    from sync.reports.build import pipeline_report, source_report, to_csv, to_json
 
     config, store = boot(config_path, remote=False)
     since = since.replace(tzinfo=timezone.utc) if since else None
@@ -537,7 +538,7 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
                                 until=until)
         pipeline = pipeline_report(session, settings, since=since, until=until)
     if html_path:
-        from sync.report_html import render_html
+        from sync.reports.html import render_html
 
         html_path.write_text(render_html(sources, pipeline), encoding="utf-8")
     if output == "csv":
@@ -551,7 +552,7 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
 
 
 def _print_report(sources, pipeline, kind: str) -> None:
-    from sync.reports import source_rows
+    from sync.reports.build import source_rows
 
     console = Console(width=max(Console().width, 160))  # wide tables: don't squeeze them into 80 columns
     if kind == "pipeline":
@@ -591,7 +592,7 @@ def spend() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def spend_import(config_path: Path | None, path: Path) -> None:
     """Import ad spend from a CSV file (date, channel and/or source, campaign, cost, currency)."""
-    from sync.spend import import_spend, parse_spend
+    from sync.reports.spend import import_spend, parse_spend
 
     config, store = boot(config_path, remote=False)
     rows = parse_spend(path)

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from state import Store
-from sync.collector.server import BackgroundServer
+from sync.capture.server import BackgroundServer
 from sync.config import Config
 from sync.jobs import Job, JobRunner, registry
 from sync.jobs.base import RunOutcome
@@ -31,7 +31,7 @@ class Daemon:
 
     def __init__(self, config: Config, store: Store, clock: Callable[[], datetime] | None = None) -> None:
         self.config, self.store = config, store
-        from sync.connections import Connections
+        from sync.ops.connections import Connections
 
         self.stop = threading.Event()
         self.connections = Connections(config)
@@ -105,6 +105,8 @@ class Daemon:
         settings = self.config.settings.collector
         if not settings.enabled:
             return None
-        from sync.collector.app import create_app
+        from sync.capture.app import create_app
+        from sync.jobs import job_intervals
 
-        return BackgroundServer(create_app(self.config, self.store), settings.host, settings.port).start()
+        app = create_app(self.config, self.store, job_intervals=job_intervals(self.config))
+        return BackgroundServer(app, settings.host, settings.port).start()

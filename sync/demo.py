@@ -24,17 +24,17 @@ from sqlmodel import func, select
 
 from state import Store
 from state.models import LeadSync, RevenueLedger
-from sync.collector.app import create_app
-from sync.collector.server import BackgroundServer
+from sync.capture.app import create_app
+from sync.capture.server import BackgroundServer
 from sync.config import load_config
-from sync.connections import Connections
-from sync.fields import missing_fields
-from sync.hits import journey_settings
-from sync.jobs import registry
+from sync.jobs import job_intervals, registry
 from sync.jobs.base import JobRunner
-from sync.report_html import render_html
-from sync.reports import pipeline_report, source_report
-from sync.variables import VARIABLES
+from sync.jobs.fields import missing_fields
+from sync.journey.hits import journey_settings
+from sync.journey.variables import VARIABLES
+from sync.ops.connections import Connections
+from sync.reports.build import pipeline_report, source_report
+from sync.reports.html import render_html
 
 SITE_ORIGIN = "https://www.example.com"
 AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
@@ -43,8 +43,8 @@ AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
 def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Console | None = None) -> dict:
     """Run the demo in ``directory`` (emptied first); returns the summary it prints."""
     from sandbox.suite import SandboxSuite
-    from sandbox.web import free_port
     from sandbox.traffic import TrafficGenerator
+    from sandbox.web import free_port
 
     console = console or Console()
     directory = directory.resolve()  # the config it writes names files by absolute path
@@ -75,7 +75,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
                 created += len(adapter.ensure_fields(missing_fields(crm, connections.mapping(crm),
                                                                     adapter.describe_fields)))
             progress.advance(step)
-            app = create_app(config, store)
+            app = create_app(config, store, job_intervals=job_intervals(config))
             collector = BackgroundServer(app, "127.0.0.1", collector_port).start()
             progress.advance(step)
 
@@ -242,8 +242,8 @@ def _print(console: Console, summary: dict) -> None:
     sample = summary["sample_lead"]
     if sample.get("id"):
         from mappings.model import load_mapping
-        from sync.connections import DEFAULT_MAPPINGS
-        from sync.variables import catalogue
+        from sync.journey.variables import catalogue
+        from sync.ops.connections import DEFAULT_MAPPINGS
 
         mapping = load_mapping(DEFAULT_MAPPINGS / "salesforce.toml", catalogue())
         labels = {m.field: VARIABLES[m.variable].label for m in mapping.objects["Lead"].fields}

@@ -17,8 +17,8 @@ class World:
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
-        from sync.connections import Connections
         from sync.jobs.base import JobRunner
+        from sync.ops.connections import Connections
 
         self.suite = SandboxSuite.start(tmp_path / "sandbox", **suite_options)
         self.config_path = tmp_path / "closedloop.toml"
@@ -44,7 +44,7 @@ class World:
         return self.suite.ga4
 
     def create_fields(self) -> None:
-        from sync.fields import missing_fields
+        from sync.jobs.fields import missing_fields
 
         for crm in self.connections.enabled_crms():
             adapter = self.connections.adapter(crm)

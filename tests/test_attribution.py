@@ -5,9 +5,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sync.attribution import MODELS, Touch, attribute, direct_touch, split, with_milestones
+from sync.journey.attribution import MODELS, Touch, attribute, direct_touch, split, with_milestones
 
 T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
 

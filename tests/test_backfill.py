@@ -6,12 +6,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 from sqlmodel import select
+from test_revenue import browse
 
 from state.models import Cursor
-from sync.backfill import Backfill
 from sync.cli import main
+from sync.jobs.backfill import Backfill
 from sync.jobs.base import StopRequested
-from test_revenue import browse
 
 OLD = datetime.now(timezone.utc) - timedelta(days=40)
 

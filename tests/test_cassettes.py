@@ -21,12 +21,12 @@ import pytest
 import vcr
 
 from adapters.base import LeadUpdate, NewField
+from adapters.ga4 import Ga4Sender
 from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
 from adapters.retry import RetryPolicy
 from adapters.salesforce import SalesforceAdapter
 from adapters.salesforce_auth import SalesforceCredentials
 from sandbox.clock import Clock
-from sync.ga4 import Ga4Sender
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD = os.environ.get("CLOSEDLOOP_RECORD_CASSETTES") == "1"

@@ -1,16 +1,17 @@
 """GA4's default channel group, reproduced rule by rule.
 
 Source: "[GA4] Default channel group", https://support.google.com/analytics/answer/9756891,
-section "Channels for manual traffic" (rule text as transcribed in sync/channels.py, RULES).
+section "Channels for manual traffic" (rule text as transcribed in sync/journey/channels.py, RULES).
 Every row names the rule it reproduces and says which part of the rule text decides; many rows
 come in pairs where only the order of the rules decides, so a rule moved out of place fails.
 """
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sync.channels import CHANNELS, RULES, RULES_BY_ID, classify, source_categories
+from sync.journey.channels import CHANNELS, RULES, RULES_BY_ID, classify, source_categories
 
 # (source, medium, campaign, expected rule id, what the row shows)
 CASES = [
@@ -165,7 +166,7 @@ def test_a_google_ads_click_says_what_ga4_would_know_more():
 
 
 def test_the_shipped_source_list():
-    """sync/data/ga4_source_categories.csv: 819 sources in Google's four categories (SOURCES.md)."""
+    """sync/journey/data/ga4_source_categories.csv: 819 sources in Google's four categories (SOURCES.md)."""
     categories = source_categories()
     assert len(categories) == 819
     counts = {kind: sum(1 for value in categories.values() if value == kind)

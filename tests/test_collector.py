@@ -6,13 +6,14 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import func, select
 from starlette.testclient import TestClient
 
 from state.models import Identity, Touchpoint, Visitor
-from sync.collector.app import create_app
-from sync.collector.writer import BeaconWriter
+from sync.capture.app import create_app
+from sync.capture.writer import BeaconWriter
 from sync.config import load_config
 
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"

@@ -8,9 +8,9 @@ from sqlmodel import select
 
 from state.models import DeadLetter, LeadSync
 from support import World
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
-from sync.identity import hash_email
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.writer import BeaconWriter
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
 

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from support import World
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
-from sync.identity import hash_email
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.writer import BeaconWriter
 
 SOURCES = [  # (landing URL, referrer, expected first-click channel)
     ("https://www.example.com/?utm_source=google&utm_medium=cpc&utm_campaign=brand", "", "Paid Search"),

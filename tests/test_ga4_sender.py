@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from adapters.errors import RemoteError, TransientError
+from adapters.ga4 import Ga4Sender
 from adapters.retry import RetryPolicy
-from sync.ga4 import Ga4Sender
-from sync.logs import configure_logging
+from sync.ops.logs import configure_logging
 
 BODY = {"client_id": "123.456", "events": [{"name": "purchase", "params": {
     "transaction_id": "hubspot:42", "value": 99.5, "currency": "USD", "engagement_time_msec": 1}}]}

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from sync.ga4 import validate_request
+from adapters.ga4 import validate_request
 
 GOOD = {
     "client_id": "123456789.1700000000",

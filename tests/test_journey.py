@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from sync.journey import (Hit, JourneySettings, compute_variables, device_of, explain, join_capped,
-                          landing_page_group, sessionize)
-from sync.traffic import derive
-from sync.variables import VARIABLES
+from sync.journey.compute import (
+    Hit,
+    JourneySettings,
+    compute_variables,
+    device_of,
+    explain,
+    join_capped,
+    landing_page_group,
+    sessionize,
+)
+from sync.journey.traffic import derive
+from sync.journey.variables import VARIABLES
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

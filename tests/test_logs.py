@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sync.logs import configure_logging
+from sync.ops.logs import configure_logging
 
 SECRET = "pat-na1-11112222-3333-4444-5555-666677778888"
 

@@ -11,8 +11,8 @@ from adapters.errors import MappingError
 from mappings.check import check_against_crm
 from mappings.convert import to_field_value, truncate
 from mappings.model import load_mapping
-from sync.connections import DEFAULT_MAPPINGS
-from sync.variables import ENUMERATIONS, VARIABLES, catalogue
+from sync.journey.variables import ENUMERATIONS, VARIABLES, catalogue
+from sync.ops.connections import DEFAULT_MAPPINGS
 
 
 @pytest.mark.parametrize("crm, objects", [("salesforce", ["Lead", "Contact", "Opportunity"]),

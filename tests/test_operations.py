@@ -6,19 +6,20 @@ import json
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-
-from support import DESKTOP_UA, free_port
-from sync.collector.app import create_app
-from sync.collector.server import BackgroundServer
 from test_collector import beacon
 from test_enrich import journey
 from test_revenue import won_salesforce_deal
+
+from support import DESKTOP_UA, free_port
+from sync.capture.app import create_app
+from sync.capture.server import BackgroundServer
+from sync.jobs import job_intervals
 
 
 @pytest.fixture
 def collector(world):
     port = free_port()
-    server = BackgroundServer(create_app(world.config, world.store), "127.0.0.1", port).start()
+    server = BackgroundServer(create_app(world.config, world.store, job_intervals=job_intervals(world.config)), "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
 

@@ -1,11 +1,11 @@
-"""Reading ahead and writing behind: order, depth, errors and stops (sync/prefetch.py)."""
+"""Reading ahead and writing behind: order, depth, errors and stops (sync/jobs/prefetch.py)."""
 from __future__ import annotations
 
 import threading
 
 import pytest
 
-from sync.prefetch import WriteBehind, prefetched
+from sync.jobs.prefetch import WriteBehind, prefetched
 
 
 def test_prefetched_pages_arrive_in_order_and_a_reader_error_is_raised_where_it_happened():

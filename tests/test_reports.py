@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 
 from state.models import DealRecord, LeadSync
-from sync.attribution import MODELS
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
-from sync.journey import JourneySettings
-from sync.report_html import render_html
-from sync.reports import pipeline_report, source_report
+from sync.capture.beacon import Hit
+from sync.capture.writer import BeaconWriter
+from sync.journey.attribution import MODELS
+from sync.journey.compute import JourneySettings
+from sync.reports.build import pipeline_report, source_report
+from sync.reports.html import render_html
 
 NOW = datetime.now(timezone.utc)
 SETTINGS = JourneySettings(site_hosts=("www.example.com",))

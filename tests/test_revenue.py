@@ -11,9 +11,9 @@ import requests
 from sqlmodel import select
 
 from state.models import OutboxEvent, RevenueLedger
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
-from sync.identity import hash_email
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.writer import BeaconWriter
 
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.I)

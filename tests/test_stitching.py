@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from sqlmodel import func, select
 
 from state.models import Identity, LeadSync, OutboxEvent, Touchpoint, Visitor
-from sync.collector.beacon import Hit
-from sync.collector.writer import BeaconWriter
-from sync.identity import hash_email
-from sync.stitching import CRM_RECORD, MAX_VISITORS, crm_record_key, find_person, touchpoints_for
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.stitching import CRM_RECORD, MAX_VISITORS, crm_record_key, find_person, touchpoints_for
+from sync.capture.writer import BeaconWriter
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=timezone.utc)
 

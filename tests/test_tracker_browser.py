@@ -16,11 +16,11 @@ from sqlmodel import select
 
 from state import Store
 from state.models import Identity, Touchpoint
-from sync.collector.app import create_app
-from sync.collector.server import BackgroundServer
-from sync.config import load_config
-from sync.identity import hash_email
 from support import DESKTOP_UA, free_port
+from sync.capture.app import create_app
+from sync.capture.identity import hash_email
+from sync.capture.server import BackgroundServer
+from sync.config import load_config
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,12 @@
-"""The daemon's jobs, all behind one interface (:class:`sync.jobs.base.Job`).
+"""Jobs: the scheduled work that moves data between the store and the remote systems.
 
+Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
+``lifecycle``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
+``ga4_events``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``) and field
+creation (``fields``).
+
+This is the room that drives adapters: it may import ``adapters``, ``mappings``, ``state``,
+``sync.config``, ``sync.journey``, ``sync.capture``'s stitching and identity, and ``sync.ops``.
 ``registry()`` lists every job the daemon knows; each decides from the config whether it is
 enabled and how often it runs.
 """
@@ -17,4 +24,9 @@ def registry() -> list[type[Job]]:
     return [EnrichJob, RevenueJob, LifecycleJob, HousekeepingJob]
 
 
-__all__ = ["Job", "JobContext", "JobResult", "JobRunner", "StopRequested", "registry"]
+def job_intervals(config) -> dict[str, float]:
+    """Each enabled job's name and interval in seconds (what ``/healthz`` checks freshness by)."""
+    return {cls.name: cls.interval_seconds(config) for cls in registry() if cls.enabled(config)}
+
+
+__all__ = ["Job", "JobContext", "JobResult", "JobRunner", "StopRequested", "job_intervals", "registry"]

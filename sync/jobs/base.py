@@ -20,8 +20,8 @@ from typing import Any, Callable, ClassVar
 from adapters.errors import BudgetExhausted, ClosedloopError
 from state import Store
 from state.models import JobRun
-from sync import metrics
 from sync.config import Config
+from sync.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class JobContext:
     stop: threading.Event
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     result: JobResult = field(default_factory=JobResult)
-    connections: Any = None  # sync.connections.Connections: adapters, mappings, GA4 sender
+    connections: Any = None  # sync.ops.connections.Connections: adapters, mappings, GA4 sender
 
     def checkpoint(self) -> None:
         """Raise :class:`StopRequested` if shutdown was asked for; call it between pages."""

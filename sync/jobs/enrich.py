@@ -33,15 +33,15 @@ from mappings.convert import converter, same_value
 from mappings.model import ObjectMapping
 from state.models import Cursor, DeadLetter, Identity, LeadSync
 from state.upsert import upsert
-from sync import metrics
-from sync.budgets import record_allowance
+from sync.capture.identity import hash_email, normalise_ga_client_id
+from sync.capture.stitching import CRM_RECORD, Clues, crm_record_key, find_people, touchpoints_of_many
 from sync.config import Config
-from sync.hits import journey_settings, to_hit
-from sync.identity import hash_email, normalise_ga_client_id
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.journey import compute_variables
-from sync.prefetch import WriteBehind, prefetched
-from sync.stitching import CRM_RECORD, Clues, crm_record_key, find_people, touchpoints_of_many
+from sync.jobs.prefetch import WriteBehind, prefetched
+from sync.journey.compute import compute_variables
+from sync.journey.hits import journey_settings, to_hit
+from sync.ops import metrics
+from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from sqlmodel import Session, select
 from adapters.base import StageChange
 from state.models import Cursor, OutboxEvent
 from state.upsert import upsert
-from sync import metrics
-from sync.budgets import record_allowance
 from sync.config import Config
-from sync.ga4_events import money, outbox_event, resolve_person
-from sync.hits import journey_settings
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.ga4_events import money, outbox_event, resolve_person
+from sync.jobs.outbox import drain_outbox
 from sync.jobs.revenue import _row
-from sync.outbox import drain_outbox
+from sync.journey.hits import journey_settings
+from sync.ops import metrics
+from sync.ops.budgets import record_allowance
 
 
 class LifecycleJob(Job):

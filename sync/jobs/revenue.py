@@ -25,14 +25,14 @@ from sqlmodel import Session, func, select
 from adapters.base import Deal, PersonRef
 from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
-from sync import metrics
-from sync.budgets import record_allowance
 from sync.config import Config
-from sync.ga4_events import attribution_params, money, outbox_event, resolve_person
-from sync.hits import journey_settings
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import PROFILES, INITIAL_WINDOW
-from sync.outbox import drain_outbox
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
+from sync.jobs.outbox import drain_outbox
+from sync.journey.hits import journey_settings
+from sync.ops import metrics
+from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 WAITING_BATCH = 500

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, delete, select
 
 from state.models import Identity, LeadSync, OutboxEvent, Visitor
-from sync.identity import hash_email
-from sync.stitching import CRM_RECORD, find_person, forget_visitors
+from sync.capture.identity import hash_email
+from sync.capture.stitching import CRM_RECORD, find_person, forget_visitors
 
 
 @dataclass

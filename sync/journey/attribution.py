@@ -1,6 +1,6 @@
 """Attribution models: how a deal's revenue is shared among the touches that led to it.
 
-A *touch* is a non-direct session (see ``sync/journey.py``). Every model returns one credit
+A *touch* is a non-direct session (see ``sync/journey/compute.py``). Every model returns one credit
 per touch, in money, and the credits of a deal always add up to its revenue exactly: shares
 are computed exactly with fractions, then rounded to the currency's minor unit by the
 largest-remainder method, so no cent is created or lost.

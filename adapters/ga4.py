@@ -19,8 +19,8 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from adapters.errors import DeliveryUncertain, RemoteError, TransientError
+from adapters.http import CallCounter, make_session
 from adapters.retry import RetryPolicy
-from sync import metrics
 
 MAX_EVENTS = 25
 MAX_PARAMS = 25
@@ -196,19 +196,27 @@ def _looks_personal(value: str) -> bool:
 
 
 class Ga4Sender:
-    """POSTs Measurement Protocol requests. One instance per daemon; the HTTP session is reused."""
+    """POSTs Measurement Protocol requests. One instance per daemon; the HTTP session is reused.
+
+    Calls are counted through ``counter`` (system ``"ga4"``), as the CRM adapters count theirs, so
+    the daemon's metrics hear them without this module knowing the daemon."""
 
     def __init__(self, endpoint: str, measurement_id: str, api_secret: str, *, timeout: float = 10.0,
                  ca_bundle: str | None = None, policy: RetryPolicy | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, counter: CallCounter | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.measurement_id = measurement_id
         self._api_secret = api_secret
         self.timeout = timeout
         self.policy = policy or RetryPolicy(attempts=4, initial_wait=1.0, max_wait=20.0, give_up_after=60.0)
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # REQUESTS_CA_BUNDLE must not silently replace ca_bundle
-        self.session.verify = ca_bundle or True
+        if session is None:
+            session = make_session(timeout=timeout, ca_bundle=ca_bundle, counter=counter, system="ga4")
+        else:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE must not silently replace ca_bundle
+            session.verify = ca_bundle or True
+            if counter is not None:
+                session.hooks["response"].append(lambda response, *args, **kwargs: counter.add("ga4"))
+        self.session = session
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -249,7 +257,6 @@ class Ga4Sender:
                                         "sent; GA4 may or may not have it") from None
             raise TransientError(f"GA4 {self.safe_url(path)}: {type(exc).__name__}") from None
         self.requests_sent += 1
-        metrics.api_calls.labels("ga4").inc()
         if response.status_code >= 500:
             raise TransientError(f"GA4 {self.safe_url(path)} answered {response.status_code}")
         if response.status_code >= 300:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from adapters.base import NewField
 from mappings.model import MappingFile
-from sync.variables import VARIABLES
+from sync.journey.variables import VARIABLES
 
 # Match fields closedloop may create (hidden-field targets); CRM standard fields never.
 MATCH_FIELD_KINDS = {"visitor_id": ("Visitor Id", "closedloop visitor id posted by the form's hidden cl_visitor_id "

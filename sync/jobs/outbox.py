@@ -27,10 +27,10 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import col, func, select
 
 from adapters.errors import DeliveryUncertain, RemoteError, TransientError
+from adapters.ga4 import MAX_EVENTS, Ga4Sender, validate_request
 from state.models import DeadLetter, OutboxEvent
-from sync import metrics
-from sync.ga4 import MAX_EVENTS, Ga4Sender, validate_request
-from sync.ga4_events import grouping_key, request_body
+from sync.jobs.ga4_events import grouping_key, request_body
+from sync.ops import metrics
 
 log = logging.getLogger(__name__)
 PAGE = 500

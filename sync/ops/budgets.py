@@ -7,7 +7,7 @@ from adapters.base import Allowance
 from state import Store
 from state.models import ApiBudget
 from state.upsert import upsert
-from sync import metrics
+from sync.ops import metrics
 
 
 def record_allowance(store: Store, system: str, allowance: Allowance, now: datetime) -> None:

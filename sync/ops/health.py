@@ -43,3 +43,17 @@ def job_health(store: Store, jobs: list[str]) -> dict[str, JobHealth]:
                 message=last.message if last else None,
             )
     return health
+
+
+def job_freshness(store: Store, intervals: dict[str, float], now: datetime) -> dict[str, dict]:
+    """Each job's last outcome and success, as ``/healthz`` shows them: a job is stale when its last
+    success is older than three of its intervals (or it never succeeded)."""
+    report = {}
+    for name, health in job_health(store, list(intervals)).items():
+        interval = intervals[name]
+        age = (now - health.last_success_at).total_seconds() if health.last_success_at else None
+        report[name] = {"last_outcome": health.last_outcome,
+                        "last_success_at": health.last_success_at.isoformat() if health.last_success_at else None,
+                        "seconds_since_success": round(age, 1) if age is not None else None,
+                        "interval_seconds": interval, "stale": age is None or age > 3 * interval}
+    return report

@@ -5,9 +5,9 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from state.models import Touchpoint
-from sync.collector.beacon import CLICK_ID_KEYS, UTM_KEYS
+from sync.capture.beacon import CLICK_ID_KEYS, UTM_KEYS
 from sync.config import Config
-from sync.journey import Hit, JourneySettings
+from sync.journey.compute import Hit, JourneySettings
 
 
 def to_hit(row: Touchpoint) -> Hit:

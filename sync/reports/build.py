@@ -3,7 +3,7 @@
 Rows are keyed by the first-click channel, source, campaign and keyword of the person behind
 each visitor, lead and deal — the same journey computation that fills the CRM fields. Lead,
 opportunity and won-deal *counts* follow first-click acquisition; *revenue* is shared among
-each deal's touches by the chosen attribution model (:mod:`sync.attribution`), so the revenue
+each deal's touches by the chosen attribution model (:mod:`sync.journey.attribution`), so the revenue
 column of every model adds up to the same total.
 
 Leads are Salesforce Leads and HubSpot contacts (a Salesforce contact converted from a lead is
@@ -24,10 +24,10 @@ from typing import Any, Iterable
 from sqlmodel import Session, select
 
 from state.models import DealRecord, LeadSync, Spend, Touchpoint
-from sync.attribution import MODELS, Touch, attribute, direct_touch, with_milestones
-from sync.hits import to_hit
-from sync.journey import JourneySettings, compute_variables, sessionize
-from sync.stitching import touchpoints_for
+from sync.capture.stitching import touchpoints_for
+from sync.journey.attribution import MODELS, Touch, attribute, direct_touch, with_milestones
+from sync.journey.compute import JourneySettings, compute_variables, sessionize
+from sync.journey.hits import to_hit
 
 LEAD_OBJECTS = {("salesforce", "Lead"), ("hubspot", "contacts")}
 UNATTRIBUTED = ("Unattributed", "(none)", "", "")

@@ -46,7 +46,7 @@ from functools import lru_cache
 from typing import Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from sync.channels import ChannelMatch, classify
+from sync.journey.channels import ChannelMatch, classify
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id", "utm_source_platform")
 CAMPAIGN_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_id")  # any of these makes a touch

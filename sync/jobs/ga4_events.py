@@ -23,9 +23,9 @@ from sqlmodel import Session
 
 from adapters.base import PersonRef
 from state.models import LeadSync, OutboxEvent
-from sync.journey import Hit, JourneySettings, compute_variables, sessionize
-from sync.hits import to_hit
-from sync.stitching import touchpoints_for
+from sync.capture.stitching import touchpoints_for
+from sync.journey.compute import Hit, JourneySettings, compute_variables, sessionize
+from sync.journey.hits import to_hit
 
 BACKDATE_LIMIT = timedelta(hours=71)  # GA4 accepts 72 h; keep an hour's margin
 SESSION_JOIN_LIMIT = timedelta(hours=24)

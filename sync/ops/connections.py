@@ -4,17 +4,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import mappings
 from adapters.errors import ConfigError
+from adapters.ga4 import Ga4Sender
 from adapters.http import CallCounter
 from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
 from adapters.salesforce import SalesforceAdapter
 from adapters.salesforce_auth import SalesforceCredentials
 from mappings import MappingFile, load_mapping
-from sync import metrics
 from sync.config import Config
-from sync.ga4 import Ga4Sender
+from sync.ops import metrics
 
-DEFAULT_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+DEFAULT_MAPPINGS = Path(mappings.__file__).resolve().parent  # the default mapping files ship with the package
 CRMS = ("salesforce", "hubspot")
 
 
@@ -78,7 +79,7 @@ class Connections:
 
     def mapping(self, crm: str) -> MappingFile:
         """The CRM's mapping file, parsed and checked against the variable catalogue."""
-        from sync.variables import catalogue
+        from sync.journey.variables import catalogue
 
         with self._lock:
             if crm not in self._mappings:
@@ -95,5 +96,6 @@ class Connections:
                     raise ConfigError(f"{self.config.source}: [ga4] is not enabled")
                 self._ga4 = Ga4Sender(settings.endpoint, settings.measurement_id,
                                       self.config.secret("ga4", "api_secret_env"),
-                                      timeout=settings.timeout_seconds, ca_bundle=self._ca(settings.ca_bundle))
+                                      timeout=settings.timeout_seconds, ca_bundle=self._ca(settings.ca_bundle),
+                                      counter=self.counter)
             return self._ga4

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from html import escape
 
-from sync.attribution import MODELS
-from sync.reports import PipelineReport, SourceReport, source_rows
+from sync.journey.attribution import MODELS
+from sync.reports.build import PipelineReport, SourceReport, source_rows
 
 PALETTE = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04", "#4b5563", "#db2777",
            "#65a30d", "#7c3aed", "#0d9488"]

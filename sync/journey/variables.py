@@ -1,6 +1,6 @@
 """The journey-variable catalogue: every variable closedloop computes, its kind and its definition.
 
-:func:`sync.journey.compute_variables` returns exactly these names. Each description is the
+:func:`sync.journey.compute.compute_variables` returns exactly these names. Each description is the
 variable's one-line definition, worded for people: the mapping layer and ``closedloop fields
 create`` reuse it as the CRM field's help text. Kinds: ``string``, ``number``, ``datetime``
 (an ISO 8601 UTC string such as ``2026-11-24T10:00:00Z``).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync.channels import CHANNELS
+from sync.journey.channels import CHANNELS
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from state import Store
-from sync import metrics
-from sync.collector.beacon import BeaconError, parse_beacon
-from sync.collector.writer import BeaconWriter
+from sync.capture.beacon import BeaconError, parse_beacon
+from sync.capture.writer import BeaconWriter
 from sync.config import Config
-from sync.health import job_health
-from sync.jobs import registry
+from sync.ops import metrics
+from sync.ops.health import job_freshness
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +80,14 @@ def _writer_lifespan(writer: BeaconWriter):
     return lifespan
 
 
-def create_app(config: Config, store: Store, writer: BeaconWriter | None = None) -> Starlette:
-    """Build the collector app. Without a ``writer`` one is started for the app's lifetime."""
+def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
+               job_intervals: dict[str, float] | None = None) -> Starlette:
+    """Build the collector app. Without a ``writer`` one is started for the app's lifetime.
+
+    ``job_intervals`` (job name → seconds, from :func:`sync.jobs.job_intervals`) is what
+    ``/healthz`` reports freshness for; the collector itself knows no job."""
     settings = config.settings.collector
-    jobs = {cls.name: cls for cls in registry() if cls.enabled(config)}
+    job_intervals = dict(job_intervals or {})
     allowed = set(settings.allowed_origins)
     if not allowed:
         log.warning("[collector] allowed_origins is empty: beacons are accepted from any site origin")
@@ -147,18 +150,9 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None)
         return Response(status_code=204, headers=headers)
 
     async def healthz(request: Request) -> JSONResponse:
-        """Liveness plus per-job freshness: a job is stale when its last success is older than
-        three of its intervals. Always 200 while the process serves: a CRM outage must not
-        make a supervisor restart-loop the daemon."""
-        now = datetime.now(timezone.utc)
-        report = {}
-        for name, health in job_health(store, list(jobs)).items():
-            interval = jobs[name].interval_seconds(config)
-            age = (now - health.last_success_at).total_seconds() if health.last_success_at else None
-            report[name] = {"last_outcome": health.last_outcome,
-                            "last_success_at": health.last_success_at.isoformat() if health.last_success_at else None,
-                            "seconds_since_success": round(age, 1) if age is not None else None,
-                            "interval_seconds": interval, "stale": age is None or age > 3 * interval}
+        """Liveness plus per-job freshness (see :func:`sync.ops.health.job_freshness`). Always 200
+        while the process serves: a CRM outage must not make a supervisor restart-loop the daemon."""
+        report = job_freshness(store, job_intervals, datetime.now(timezone.utc))
         stale = sorted(name for name, entry in report.items() if entry["stale"])
         return JSONResponse({"status": "ok", "stale_jobs": stale, "collector_queue": writer.depth, "jobs": report})
 

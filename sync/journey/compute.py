@@ -4,16 +4,16 @@ One computation serves the enrich job, ``closedloop explain`` and the reports: t
 :class:`Hit` objects from stored rows and call :func:`sessionize`, :func:`compute_variables` or
 :func:`explain`. Pure Python: no database, no configuration files, no clock.
 
-Definitions (each variable's own one-line definition is in :data:`sync.variables.VARIABLES`):
+Definitions (each variable's own one-line definition is in :data:`sync.journey.variables.VARIABLES`):
 
 - **Session.** A run of one device's (``visitor_id``'s) hits with no gap longer than
   ``session_timeout``; a page view that arrives with a different campaign key (``utm_source``,
-  ``utm_medium``, ``utm_campaign`` or an ad click id, :func:`sync.traffic.campaign_key`) starts a
+  ``utm_medium``, ``utm_campaign`` or an ad click id, :func:`sync.journey.traffic.campaign_key`) starts a
   new one. That is the rule ``tracker.js`` applies, including its memory of the last campaign
   across a timeout. The hits of several devices of one person merge into one journey, ordered by
   session start; sessions of different devices may interleave. A session's source comes from its
-  landing hit (its first page view, else its first hit) by :func:`sync.traffic.derive`, its
-  channel from :func:`sync.channels.classify`.
+  landing hit (its first page view, else its first hit) by :func:`sync.journey.traffic.derive`, its
+  channel from :func:`sync.journey.channels.classify`.
 - **Touch.** A session that is not Direct: it arrived with campaign parameters, an ad click id or
   an external referrer.
 - **Conversion.** The caller says when the person converted (``conversion_at``, usually the CRM
@@ -48,9 +48,9 @@ from urllib.parse import urlsplit
 
 from ua_parser import parse as parse_user_agent
 
-from sync.channels import ChannelMatch
-from sync.traffic import TrafficSource, campaign_key, derive, landing_evidence
-from sync.variables import VARIABLES
+from sync.journey.channels import ChannelMatch
+from sync.journey.traffic import TrafficSource, campaign_key, derive, landing_evidence
+from sync.journey.variables import VARIABLES
 
 CLICK_ID_VARIABLES = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid", "li_fat_id")
 CONVERSION_TYPES = ("form", "call", "chat", "other")

@@ -17,7 +17,7 @@ from typing import Any
 from state import Store
 from state.models import Identity, Touchpoint, Visitor
 from state.upsert import greatest, insert_rows, least, upsert
-from sync.collector.beacon import CLICK_ID_KEYS, UTM_KEYS, Hit
+from sync.capture.beacon import CLICK_ID_KEYS, UTM_KEYS, Hit
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Sources
 - Google, "[GA4] Default channel group", https://support.google.com/analytics/answer/9756891,
   section "Channels for manual traffic": the rules below, their order, and the downloadable list
   of search, social, shopping and video sites that "Source matches a list of ... sites" refers to
-  (shipped as ``sync/data/ga4_source_categories.csv``; provenance in ``sync/data/SOURCES.md``).
+  (shipped as ``sync/journey/data/ga4_source_categories.csv``; provenance in ``sync/journey/data/SOURCES.md``).
 - Cross-checked against Velir/dbt-ga4, ``macros/default_channel_grouping.sql`` at commit
   9dfdbd4fd24f4785cb3763bac91ba5004002a31e ("Align default channel groupings with GA4 docs"),
   whose comments quote Google's table rule by rule and which is the source of :data:`RULES`'
@@ -112,7 +112,7 @@ class ChannelMatch:
 @lru_cache(maxsize=1)
 def source_categories() -> dict[str, str]:
     """Google's source list: lower-case source → ``SEARCH`` | ``SOCIAL`` | ``SHOPPING`` | ``VIDEO``."""
-    text = (resources.files("sync") / "data" / CATEGORY_FILE).read_text(encoding="utf-8")
+    text = (resources.files("sync.journey") / "data" / CATEGORY_FILE).read_text(encoding="utf-8")
     return {row["source"].lower(): row["source_category"].removeprefix("SOURCE_CATEGORY_")
             for row in csv.DictReader(text.splitlines())}
 

@@ -1,1 +1,0 @@
-"""The collector: the ASGI app serving the tracker (``/t.js``), ``/collect``, ``/healthz``."""

@@ -1,0 +1,11 @@
+"""Ops: what an operator needs to run the daemon for months.
+
+Owns job health (``health``), the Prometheus registry (``metrics``), logging with secret
+redaction (``logs``), remembered API allowances (``budgets``), dead letters
+(``dead_letters``) and building the adapters, mappings and GA4 sender a config describes
+(``connections``).
+
+It may import ``adapters``, ``mappings``, ``state`` and ``sync.config``; ``connections`` also
+reads ``sync.journey``'s variable catalogue. ``capture`` and ``jobs`` import from here, so
+nothing here imports them.
+"""
