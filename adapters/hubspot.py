@@ -48,6 +48,7 @@ EXCLUDE_LIMIT = 100
 BODY_LIMIT = 3000  # characters in a search request body (reference: hubspot-api.md, search)
 ASSOCIATION_BATCH = 1000
 MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
+DEAL_FIELDS = ["dealname", "dealstage", "amount", "deal_currency_code", "closedate", "pipeline"]
 KIND_BY_TYPE = {"string": "string", "number": "number", "datetime": "datetime", "date": "date",
                 "enumeration": "picklist", "bool": "boolean", "phone_number": "string"}
 PROPERTY_TYPE = {"string": ("string", "text"), "number": ("number", "number"), "datetime": ("datetime", "date")}
@@ -371,13 +372,21 @@ class HubSpotAdapter:
                           fields=properties)
 
     def records_by_id(self, object_name: str, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+        return {str(item["id"]): dict(item.get("properties") or {})
+                for item in self._batch_read(object_name, ids, fields)}
+
+    def read_records(self, object_name: str, ids: list[str], fields: list[str]) -> list[LeadRecord]:
+        """These records as they are now (the ones that still exist), for triggered work. A
+        batch read by id, so HubSpot's search index lag does not apply."""
+        modified = MODIFIED[object_name]
+        properties = list(dict.fromkeys(["createdate", modified, *fields]))
+        return [self._record(object_name, item, modified) for item in self._batch_read(object_name, ids, properties)]
+
+    def _batch_read(self, object_name: str, ids: list[str], properties: list[str]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(ids), BATCH_LIMIT):
-            body = {"inputs": [{"id": i} for i in ids[start:start + BATCH_LIMIT]], "properties": fields}
+            body = {"inputs": [{"id": i} for i in ids[start:start + BATCH_LIMIT]], "properties": properties}
             data, _ = self._call(f"read {object_name}", f"{object_name}.batch", "read", body, raw=True)
-            for item in data.get("results") or []:
-                found[str(item["id"])] = dict(item.get("properties") or {})
-        return found
+            yield from data.get("results") or []
 
     # -- writes -----------------------------------------------------------------------
 
@@ -456,17 +465,23 @@ class HubSpotAdapter:
 
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]:
         """Deals changed in [since, until] with their contacts (associations v4)."""
+        for page in self.iter_changed("deals", DEAL_FIELDS, since, until):
+            yield self._deals(page)
+
+    def deals_by_id(self, ids: list[str]) -> list[Deal]:
+        """These deals as they are now (for triggered revenue and lifecycle work)."""
+        return self._deals(self.read_records("deals", ids, DEAL_FIELDS)) if ids else []
+
+    def _deals(self, records: list[LeadRecord]) -> list[Deal]:
         won = self.won_stages()
-        fields = ["dealname", "dealstage", "amount", "deal_currency_code", "closedate", "pipeline"]
-        for page in self.iter_changed("deals", fields, since, until):
-            people = self.people_of_deals([record.id for record in page])
-            yield [Deal(id=r.id, name=r.fields.get("dealname") or "", stage=r.fields.get("dealstage") or "",
-                        is_won=(r.fields.get("dealstage") or "") in won, amount=_decimal(r.fields.get("amount")),
-                        currency=r.fields.get("deal_currency_code") or self.company_currency(),
-                        closed_at=_parse(r.fields.get("closedate")), modified_at=r.modified_at,
-                        created_at=r.created_at, people=people.get(r.id, []),
-                        is_closed=(r.fields.get("dealstage") or "") in self._closed_stages)
-                   for r in page]
+        people = self.people_of_deals([record.id for record in records])
+        return [Deal(id=r.id, name=r.fields.get("dealname") or "", stage=r.fields.get("dealstage") or "",
+                     is_won=(r.fields.get("dealstage") or "") in won, amount=_decimal(r.fields.get("amount")),
+                     currency=r.fields.get("deal_currency_code") or self.company_currency(),
+                     closed_at=_parse(r.fields.get("closedate")), modified_at=r.modified_at,
+                     created_at=r.created_at, people=people.get(r.id, []),
+                     is_closed=(r.fields.get("dealstage") or "") in self._closed_stages)
+                for r in records]
 
     def people_of_deals(self, deal_ids: list[str]) -> dict[str, list[PersonRef]]:
         people: dict[str, list[PersonRef]] = {}

@@ -13,7 +13,9 @@ Writes use sObject Collections (``PATCH composite/sobjects``, 200 records a call
 ``allOrNone: false``); per-record failures come back as :class:`WriteResult` values, zipped to
 the request by position. ``Sforce-Auto-Assign: FALSE`` sits on the session headers, where the
 replay after a re-login keeps it (per-call headers are dropped on replay, §1.3 of the
-reference). The daily API allowance is read from ``Sforce-Limit-Info`` after every call, and
+reference), and so does ``Sforce-Call-Options: client=closedloop``: Change Data Capture names
+that client in the ``changeOrigin`` of the events closedloop's own writes cause, so the
+subscriber can drop them instead of enriching its own writes again (realtime-and-auth.md §2.3). The daily API allowance is read from ``Sforce-Limit-Info`` after every call, and
 writes stop before closedloop has used its configured share of it.
 """
 from __future__ import annotations
@@ -35,11 +37,13 @@ from adapters.errors import (AuthError, BudgetExhausted, ClosedloopError, Config
                              TransientError)
 from adapters.http import CallCounter, make_session
 from adapters.retry import RetryPolicy
-from adapters.salesforce_auth import SalesforceCredentials, fetch_token
+from adapters.salesforce_auth import SalesforceCredentials, Token, fetch_token
+from adapters.salesforce_pubsub import PubSubAuth
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CALL_OPTIONS_CLIENT = "closedloop"  # Sforce-Call-Options client id; change events carry it in changeOrigin
 COLLECTION_LIMIT = 200
 QUERY_BATCH = 2000
 ID_CHUNK = 300  # ids per IN (...) list: keeps the query URL far below 16,384 bytes
@@ -77,7 +81,9 @@ class SalesforceAdapter:
         self.http = make_session(timeout=timeout, ca_bundle=ca_bundle, counter=self.counter, system=self.name)
         # Session-level, so simple-salesforce's replay after a re-login keeps it.
         self.http.headers["Sforce-Auto-Assign"] = "FALSE"
+        self.http.headers["Sforce-Call-Options"] = f"client={CALL_OPTIONS_CLIENT}"
         self._sf: Salesforce | None = None
+        self._token: Token | None = None
         self._lock = threading.RLock()
         self._describe_cache: dict[str, dict[str, FieldSpec]] = {}
         self._multi_currency: bool | None = None
@@ -95,8 +101,21 @@ class SalesforceAdapter:
     def _authenticate(self) -> None:
         token = self.policy.call("Salesforce login", lambda: fetch_token(self.http, self.credentials, self.timeout))
         instance = self.configured_instance_url or token.instance_url
+        self._token = token
         self._sf = Salesforce(instance_url=instance, session_id=token.access_token, session=self.http,
                               version=self.api_version, parse_float=Decimal)
+
+    def pubsub_auth(self, renew: bool = False) -> PubSubAuth:
+        """The session for Pub/Sub RPCs (the same one the REST calls use); ``renew`` logs in again.
+
+        The tenant id is the org id from the token's identity URL, else read from Organization."""
+        with self._lock:
+            if renew or self._sf is None:
+                self._sf = None
+                self._authenticate()
+            token, instance = self._token, self.configured_instance_url or self._token.instance_url
+        org_id = token.org_id or self.query("SELECT Id FROM Organization")[0]["Id"]
+        return PubSubAuth(access_token=token.access_token, instance_url=instance, tenant_id=org_id)
 
     def _call(self, what: str, operation: Callable[[Salesforce], T]) -> T:
         """Run ``operation(sf)`` under the retry policy, translating errors (see module docstring)."""
@@ -253,9 +272,12 @@ class SalesforceAdapter:
         soql = (f"SELECT {', '.join(wanted)} FROM {object_name} WHERE {' AND '.join(conditions)} "
                 f"ORDER BY SystemModstamp, Id")
         for page in self.query_pages(soql):
-            yield [LeadRecord(object=object_name, id=row["Id"], created_at=parse_datetime(row["CreatedDate"]),
-                              modified_at=parse_datetime(row["SystemModstamp"]), fields=row,
-                              converted=bool(row.get("IsConverted"))) for row in page]
+            yield [_lead_record(object_name, row) for row in page]
+
+    def read_records(self, object_name: str, ids: list[str], fields: list[str]) -> list[LeadRecord]:
+        """These records as they are now (the ones that still exist), for triggered work."""
+        wanted = ["CreatedDate", "SystemModstamp", *[f for f in fields if f not in ("CreatedDate", "SystemModstamp")]]
+        return [_lead_record(object_name, row) for row in self.records_by_id(object_name, ids, wanted).values()]
 
     def count_changed(self, object_name: str, since: datetime, until: datetime, where: str = "") -> int:
         """How many records ``iter_changed`` would yield (one COUNT() query), for progress bars."""
@@ -326,20 +348,28 @@ class SalesforceAdapter:
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]:
         """Opportunities changed in [since, until] that are won, or were closed (so a won deal
         reopened or lost is seen too), with the people they belong to."""
+        for page in self.iter_changed("Opportunity", self._deal_fields(), since, until):
+            yield self._deals(page)
+
+    def deals_by_id(self, ids: list[str]) -> list[Deal]:
+        """These opportunities as they are now (for triggered revenue and lifecycle work)."""
+        return self._deals(self.read_records("Opportunity", ids, self._deal_fields())) if ids else []
+
+    def _deal_fields(self) -> list[str]:
         fields = ["Name", "StageName", "IsWon", "IsClosed", "Amount", "CloseDate", "ContactId", "CreatedDate"]
-        if self.multi_currency():
-            fields.append("CurrencyIsoCode")
+        return fields + (["CurrencyIsoCode"] if self.multi_currency() else [])
+
+    def _deals(self, records: list[LeadRecord]) -> list[Deal]:
         currency = None if self.multi_currency() else self.org_currency()
-        for page in self.iter_changed("Opportunity", fields, since, until):
-            people = self.people_of_deals([record.id for record in page])
-            yield [Deal(id=r.id, name=r.fields.get("Name") or "", stage=r.fields.get("StageName") or "",
-                        is_won=bool(r.fields.get("IsWon")), amount=_decimal(r.fields.get("Amount")),
-                        currency=r.fields.get("CurrencyIsoCode") or currency or self.org_currency(),
-                        closed_at=_close_moment(r.fields.get("CloseDate")), modified_at=r.modified_at,
-                        created_at=r.created_at, is_closed=bool(r.fields.get("IsClosed")),
-                        people=people.get(r.id) or ([PersonRef("Contact", r.fields["ContactId"])]
-                                                    if r.fields.get("ContactId") else []))
-                   for r in page]
+        people = self.people_of_deals([record.id for record in records])
+        return [Deal(id=r.id, name=r.fields.get("Name") or "", stage=r.fields.get("StageName") or "",
+                     is_won=bool(r.fields.get("IsWon")), amount=_decimal(r.fields.get("Amount")),
+                     currency=r.fields.get("CurrencyIsoCode") or currency or self.org_currency(),
+                     closed_at=_close_moment(r.fields.get("CloseDate")), modified_at=r.modified_at,
+                     created_at=r.created_at, is_closed=bool(r.fields.get("IsClosed")),
+                     people=people.get(r.id) or ([PersonRef("Contact", r.fields["ContactId"])]
+                                                 if r.fields.get("ContactId") else []))
+                for r in records]
 
     def people_of_deals(self, opportunity_ids: list[str]) -> dict[str, list[PersonRef]]:
         """Contacts per opportunity: contact roles (primary first), then the converting lead."""
@@ -385,6 +415,12 @@ def _first_error(content: Any) -> tuple[str, str]:
     if isinstance(content, dict):
         return str(content.get("errorCode", "")), str(content.get("message", ""))
     return "", str(content)[:200] if content else ""
+
+
+def _lead_record(object_name: str, row: dict[str, Any]) -> LeadRecord:
+    return LeadRecord(object=object_name, id=row["Id"], created_at=parse_datetime(row["CreatedDate"]),
+                      modified_at=parse_datetime(row["SystemModstamp"]), fields=row,
+                      converted=bool(row.get("IsConverted")))
 
 
 def _strip_attributes(record: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class SalesforceCredentials:
 class Token:
     access_token: str = field(repr=False)
     instance_url: str
+    org_id: str = ""  # from the identity URL ``.../id/<org id>/<user id>`` (the Pub/Sub tenant id)
 
 
 def fetch_token(http: requests.Session, credentials: SalesforceCredentials, timeout: float) -> Token:
@@ -70,7 +71,9 @@ def fetch_token(http: requests.Session, credentials: SalesforceCredentials, time
     instance_url = str(body.get("instance_url", "")).rstrip("/")
     if not instance_url.startswith("https://"):
         raise AuthError(f"Salesforce login at {credentials.login_url} returned no usable instance_url")
-    return Token(access_token=body["access_token"], instance_url=instance_url)
+    identity = str(body.get("id", "")).rstrip("/").split("/")
+    org_id = identity[-2] if len(identity) >= 3 and identity[-3] == "id" else ""
+    return Token(access_token=body["access_token"], instance_url=instance_url, org_id=org_id)
 
 
 def _jwt_assertion(credentials: SalesforceCredentials) -> str:

@@ -260,3 +260,50 @@ class Spend(SQLModel, table=True):
     campaign: str = Field(default="", max_length=256)
     cost: str = Field(max_length=40)
     currency: str = Field(default="", max_length=3)
+
+
+class QueuedChange(SQLModel, table=True):
+    """A CRM record a trigger (Salesforce change event, HubSpot webhook) said changed, waiting
+    for one job to process it.
+
+    One row per (crm, job, object, record): a record that changes again before it is
+    processed stays one row, its ``version`` bumped, so a job that read version 3 removes the
+    row only if no version 4 arrived meanwhile. ``occurred_at`` is when the CRM says the
+    (earliest waiting) change happened, for the trigger's lag.
+    """
+
+    __tablename__ = "queued_changes"
+    __table_args__ = (Index("ix_queued_changes_job", "crm", "job", "queued_at"),)
+
+    crm: str = Field(primary_key=True, max_length=32)
+    job: str = Field(primary_key=True, max_length=32)
+    object: str = Field(primary_key=True, max_length=64)
+    record_id: str = Field(primary_key=True, max_length=64)
+    source: str = Field(max_length=16)  # cdc | webhook
+    occurred_at: Optional[datetime] = _when(default=None)
+    queued_at: datetime = _when(default_factory=utcnow)
+    version: int = 1
+
+
+class TriggerStream(SQLModel, table=True):
+    """One trigger channel of a CRM (a Pub/Sub topic, the webhook receiver) and how it fares.
+
+    ``position`` is the Salesforce replay id (base64) to resume after; it is written in the
+    same transaction as the changes it delivered, so a restart neither loses nor repeats one.
+    ``state`` is connected, connecting, down (``message`` says why), paused or listening.
+    """
+
+    __tablename__ = "trigger_streams"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(primary_key=True, max_length=128)
+    state: str = Field(default="connecting", max_length=16)
+    message: Optional[str] = Field(default=None, max_length=1000)
+    position: Optional[str] = Field(default=None, max_length=256)
+    position_at: Optional[datetime] = _when(default=None)
+    connected_at: Optional[datetime] = _when(default=None)
+    last_event_at: Optional[datetime] = _when(default=None)
+    lag_seconds: Optional[float] = None
+    events: int = 0
+    instance: Optional[str] = Field(default=None, max_length=128)
+    updated_at: datetime = _when(default_factory=utcnow)

@@ -108,6 +108,8 @@ def test_salesforce_requests(salesforce):
     patch = json.loads(cassette.requests[-1].body)
     assert patch["allOrNone"] is False and patch["records"][0]["attributes"] == {"type": "Lead"}
     assert cassette.requests[-1].headers["Sforce-Auto-Assign"] == "FALSE"
+    # closedloop's writes name it, so the change events they cause can be told apart and dropped
+    assert cassette.requests[-1].headers["Sforce-Call-Options"] == "client=closedloop"
 
 
 def test_hubspot_requests(hubspot):
