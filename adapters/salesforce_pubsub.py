@@ -121,6 +121,12 @@ def _messages() -> dict[str, Any]:
                          "TopicInfo")}
 
 
+def from_client(change_origin: str, client: str) -> bool:
+    """Whether a change was made by a writer that sent ``Sforce-Call-Options: client=<client>``
+    (``changeOrigin`` is ``com/salesforce/api/<api>/<version>;client=<client>``)."""
+    return any(part.strip() == f"client={client}" for part in change_origin.split(";")[1:])
+
+
 def decode_bitmap(bitmaps: list[str] | None, schema: dict[str, Any]) -> tuple[str, ...]:
     """Field names a ``changedFields``/``nulledFields``/``diffFields`` bitmap list names.
 

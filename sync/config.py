@@ -123,6 +123,9 @@ class SalesforceSection(Section):
     lookback_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
     org_currency: CurrencyCode = ""
     permission_set: str = ""
+    change_events: bool = False
+    pubsub_endpoint: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")] = "api.pubsub.salesforce.com:7443"
+    change_event_batch: Annotated[int, Field(ge=1, le=100)] = 100
 
 
 class HubSpotSection(Section):
@@ -141,10 +144,18 @@ class HubSpotSection(Section):
     search_lag_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     max_daily_api_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     write_concurrency: Annotated[int, Field(ge=1, le=10)] = 2
+    webhooks: bool = False
+    webhook_url: Url | Literal[""] = ""
+
+
+class WebhooksSection(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8704
 
 
 class ScheduleSection(Section):
     enrich_seconds: Seconds = 60.0
+    safety_poll_seconds: Seconds = 900.0
     revenue_seconds: Seconds = 300.0
     lifecycle_seconds: Seconds = 300.0
     housekeeping_seconds: Seconds = 3600.0
@@ -186,6 +197,7 @@ class Settings(Section):
     ga4: GA4Section = GA4Section()
     salesforce: SalesforceSection = SalesforceSection()
     hubspot: HubSpotSection = HubSpotSection()
+    webhooks: WebhooksSection = WebhooksSection()
     schedule: ScheduleSection = ScheduleSection()
     lifecycle: LifecycleSection = LifecycleSection()
     logging: LoggingSection = LoggingSection()
@@ -265,6 +277,8 @@ def required_secrets(settings: Settings) -> list[tuple[str, str, str]]:
             needed.extend([("hubspot", "client_id_env", "the OAuth app's client id"),
                            ("hubspot", "client_secret_env", "the OAuth app's client secret"),
                            ("hubspot", "refresh_token_env", "the OAuth refresh token")])
+        if hs.webhooks and hs.auth != "oauth":
+            needed.append(("hubspot", "client_secret_env", "the app's client secret, which signs its webhooks"))
     return needed
 
 
@@ -282,6 +296,14 @@ def _cross_checks(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
         if sf.auth == "client_credentials" and re.match(r"^https://(login|test)\.salesforce\.com/?$", sf.login_url):
             problems.append((("salesforce", "login_url"), "the client credentials flow needs your My Domain URL "
                              "(https://yourcompany.my.salesforce.com), not login.salesforce.com"))
+    hs = settings.hubspot
+    if hs.enabled and hs.webhooks:
+        if not hs.webhook_url:
+            problems.append((("hubspot", "webhook_url"), "required when webhooks = true: the public HTTPS URL HubSpot "
+                             "calls (as entered in the app's webhook settings), needed to verify signatures"))
+        elif not hs.webhook_url.startswith("https://") and not re.match(r"^http://(localhost|127\.0\.0\.1)[:/]",
+                                                                        hs.webhook_url):
+            problems.append((("hubspot", "webhook_url"), "HubSpot only calls https:// URLs"))
     return problems
 
 
@@ -362,6 +384,7 @@ def _pattern_hint(loc: tuple[str, ...]) -> str:
         "api_version": "expected an API version like \"62.0\" (no leading v)",
         "unattributed_client_id": "expected a GA client id like \"1000000000.1000000000\" (two numbers joined by a dot)",
         "allowed_origins": "expected origins like \"https://www.example.com\" (scheme and host, no path)",
+        "pubsub_endpoint": "expected host:port, like \"api.pubsub.salesforce.com:7443\"",
     }
     if key in hints or (len(loc) > 1 and loc[-2] in hints):
         return hints.get(key) or hints[loc[-2]]

@@ -4,6 +4,11 @@ The main thread owns signals. SIGTERM or SIGINT sets one stop flag: running jobs
 their next checkpoint (between pages, after committing what they finished), the scheduler
 stops starting new runs, the collector drains, and the process exits 0. A second signal
 while stopping is ignored rather than interrupting the orderly shutdown.
+
+Triggers (Salesforce change events, the HubSpot webhook receiver) only queue ids; each queue
+"kicks" its job, which runs at once for the queued records alone. A job never runs twice at
+the same time in one process (one lock per job, shared by the schedule and the kicks) nor,
+on PostgreSQL, across daemons (the runner's advisory lock).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from adapters.errors import ClosedloopError
 from state import Store
 from sync.capture.server import BackgroundServer
 from sync.config import Config
@@ -24,6 +30,9 @@ from sync.jobs import Job, JobRunner, registry
 from sync.jobs.base import RunOutcome
 
 log = logging.getLogger(__name__)
+KICKED = ("enrich", "revenue", "lifecycle")  # the jobs triggers queue work for
+GATHER_SECONDS = 0.2  # a kick waits this long for the rest of a burst of changes
+KICK_RETRY_SECONDS = 5.0
 
 
 class Daemon:
@@ -38,6 +47,8 @@ class Daemon:
         self.runner = JobRunner(config, store, self.stop, clock, connections=self.connections)
         self.jobs: list[Job] = [cls(config) for cls in registry() if cls.enabled(config)]
         self._stopping = False
+        self._locks = {job.name: threading.Lock() for job in self.jobs}
+        self._kicks = {job.name: threading.Event() for job in self.jobs}
 
     def run_once(self) -> list[RunOutcome]:
         """Run every enabled job once, in order (``closedloop run --once``)."""
@@ -54,6 +65,8 @@ class Daemon:
         self._install_signal_handlers()
         scheduler = self._scheduler()
         collector = self._start_collector()
+        kickers = self._start_kickers()
+        triggers = self._start_triggers()
         scheduler.start()
         log.info("closedloop running: jobs %s%s", ", ".join(job.name for job in self.jobs) or "(none enabled)",
                  f"; collector on http://{collector.host}:{collector.port}"
@@ -65,10 +78,20 @@ class Daemon:
                     self.stop.set()
         finally:
             log.info("stopping: waiting for running jobs to reach a checkpoint")
+            for trigger in reversed(triggers):
+                trigger.stop()
             scheduler.shutdown(wait=True)
+            for kicker in kickers:
+                kicker.join(30)
             if collector:
                 collector.stop()
             log.info("stopped cleanly")
+
+    def kick(self, jobs: set[str]) -> None:
+        """Run these jobs for their queued changes as soon as they are free."""
+        for name in jobs:
+            if name in self._kicks:
+                self._kicks[name].set()
 
     def request_stop(self, *_args) -> None:
         if self._stopping:
@@ -97,9 +120,61 @@ class Daemon:
                               max_instances=1, coalesce=True, misfire_grace_time=grace)
         return scheduler
 
-    def _execute(self, job: Job) -> None:
-        if not self.stop.is_set():
-            self.runner.execute(job)
+    def _execute(self, job: Job) -> RunOutcome | None:
+        with self._locks[job.name]:
+            if not self.stop.is_set():
+                return self.runner.execute(job)
+        return None
+
+    def _start_kickers(self) -> list[threading.Thread]:
+        """One thread per job that triggers can queue work for: waits for a kick, gathers the
+        burst for a moment, then runs the job for the queued records only."""
+        kickers = []
+        for job in self.jobs:
+            if job.name not in KICKED:
+                continue
+            queued_only = type(job)(self.config, queued_only=True)
+            thread = threading.Thread(target=self._kicked, args=(queued_only,), name=f"kick-{job.name}", daemon=True)
+            thread.start()
+            kickers.append(thread)
+        return kickers
+
+    def _kicked(self, job: Job) -> None:
+        kicked = self._kicks[job.name]
+        while not self.stop.is_set():
+            if not kicked.wait(1.0):
+                continue
+            self.stop.wait(GATHER_SECONDS)
+            kicked.clear()
+            outcome = self._execute(job)
+            if outcome is not None and outcome.outcome in ("locked", "failed") and not self.stop.wait(KICK_RETRY_SECONDS):
+                kicked.set()  # another instance holds the job, or it failed: its queue waits for the next try
+
+    def _start_triggers(self) -> list:
+        """The Salesforce change event streams and the HubSpot webhook receiver, as configured.
+        A trigger that cannot start is logged and left out: polling covers its CRM."""
+        settings = self.config.settings
+        started: list = []
+        if settings.salesforce.enabled and settings.salesforce.change_events:
+            from sync.jobs.cdc import CdcListener
+
+            try:
+                started.append(CdcListener(self.config, self.store, self.connections, self.kick).start())
+            except ClosedloopError as exc:
+                log.error("Salesforce change events not started: %s; polling instead", exc.user_message)
+        if settings.hubspot.enabled and settings.hubspot.webhooks:
+            from sync.jobs.webhooks import Heartbeat, create_webhook_app
+
+            app = create_webhook_app(self.config, self.store, self.connections.mapping("hubspot"), self.kick)
+            try:
+                server = BackgroundServer(app, settings.webhooks.host, settings.webhooks.port).start()
+            except OSError as exc:
+                log.error("HubSpot webhook receiver not started: %s; polling instead", exc)
+            else:
+                log.info("HubSpot webhook receiver on http://%s:%s/hubspot/webhooks (HubSpot calls %s)",
+                         settings.webhooks.host, server.port, settings.hubspot.webhook_url)
+                started += [server, Heartbeat(self.store).start()]
+        return started
 
     def _start_collector(self) -> BackgroundServer | None:
         settings = self.config.settings.collector

@@ -66,8 +66,11 @@ class Job(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, queued_only: bool = False) -> None:
+        """``queued_only``: a run started by a trigger, which processes the queued changes
+        (:mod:`sync.jobs.triggers`) and polls nothing."""
         self.config = config
+        self.queued_only = queued_only
 
     @classmethod
     def enabled(cls, config: Config) -> bool:

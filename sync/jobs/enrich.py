@@ -38,6 +38,7 @@ from sync.capture.stitching import CRM_RECORD, Clues, crm_record_key, find_peopl
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.prefetch import WriteBehind, prefetched
+from sync.jobs.triggers import Routing, done, expected_channels, mark_polled, poll_due, queue_depth, waiting
 from sync.journey.compute import compute_variables
 from sync.journey.hits import journey_settings, to_hit
 from sync.ops import metrics
@@ -50,6 +51,7 @@ CONVERSION_SKEW = timedelta(minutes=2)  # the identify beacon may land just afte
 PENDING_BATCH = 500
 PENDING_RECHECK = timedelta(minutes=1)
 PIPELINE_DEPTH = 3  # pages read ahead, and pages waiting to be written, at most
+QUEUE_BATCH = 200  # queued (triggered) records read and written per step: one write call
 
 
 @dataclass(frozen=True)
@@ -124,14 +126,26 @@ class EnrichJob(Job):
 
     @classmethod
     def backlog(cls, session) -> int | None:
-        return session.exec(select(func.count()).select_from(LeadSync)
-                            .where(LeadSync.status == "pending_visitor")).one()
+        pending = session.exec(select(func.count()).select_from(LeadSync)
+                               .where(LeadSync.status == "pending_visitor")).one()
+        queued = sum(count for (_, job), count in queue_depth(session).items() if job == cls.name)
+        return pending + queued
 
     def run(self, ctx: JobContext) -> JobResult:
+        """Per CRM: the records triggers queued, then (unless this run was only for those) a poll
+        when one is due — every run without healthy triggers, else each ``safety_poll_seconds``."""
         for crm in ctx.connections.enabled_crms():
             enricher = CrmEnricher(crm, ctx)
             try:
-                enricher.run()
+                enricher.drain()
+                if self.queued_only:
+                    continue
+                started = ctx.now()
+                channels = expected_channels(ctx.config, crm, Routing(ctx.config, crm, enricher.mapping))
+                polling = poll_due(ctx.store, ctx.config, crm, self.name, channels, started)
+                enricher.run(poll=polling)
+                if polling:
+                    mark_polled(ctx.store, crm, self.name, started)
             finally:
                 record_allowance(ctx.store, crm, enricher.adapter.allowance, ctx.now())
         return ctx.result
@@ -154,9 +168,11 @@ class CrmEnricher:
         self._specs: dict[str, dict[str, FieldSpec]] = {}
         self._writers: dict[str, list[tuple]] = {}
 
-    def run(self, objects: Iterable[str] | None = None) -> None:
+    def run(self, objects: Iterable[str] | None = None, *, poll: bool = True) -> None:
+        """Poll (``poll=False``: only the rechecks), recheck records waiting for their visitor,
+        and retry the dead letters a person queued again."""
         wanted = list(objects) if objects else [*self.profile.person_objects, self.profile.deal_object]
-        for object_name in wanted:
+        for object_name in wanted if poll else []:
             object_mapping = self.mapping.get(object_name)
             if object_mapping is None or not object_mapping.fields:
                 continue
@@ -165,6 +181,46 @@ class CrmEnricher:
             if object_name in wanted and self.mapping.get(object_name):
                 self.recheck_pending(self.mapping.get(object_name))
         self.retry_dead_letters()
+
+    # -- triggered ----------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """The records triggers queued for enrichment, a batch at a time."""
+        while True:
+            self.ctx.checkpoint()
+            rows = waiting(self.ctx.store, self.crm, EnrichJob.name, limit=QUEUE_BATCH)
+            if not rows:
+                return
+            by_object: dict[str, list] = {}
+            for row in rows:
+                by_object.setdefault(row.object, []).append(row)
+            for object_name, queued in by_object.items():
+                self.enrich_queued(object_name, queued)
+            if len(rows) < QUEUE_BATCH:
+                return
+
+    def enrich_queued(self, object_name: str, queued: list) -> None:
+        """Enrich these queued records: read them by id now and process them as the poll would
+        (:meth:`prepare`/:meth:`finish`: only changed values are written, so a record the poll
+        also sees is written once); the queue rows go in the same transaction as the results."""
+        object_mapping = self.mapping.get(object_name)
+        records = []
+        if object_mapping is not None and object_mapping.fields:
+            ids = list(dict.fromkeys(row.record_id for row in queued))
+            records = [record for record in self.adapter.read_records(object_name, ids, self.read_fields(object_mapping))
+                       if not (object_name == "Lead" and record.converted)]
+            metrics.records_read.labels(self.crm, object_name).inc(len(records))
+            self.ctx.result.records_read += len(records)
+        if records:
+            self.finish(self.prepare(object_mapping, records), None, queued=queued)
+        else:  # deleted, converted or no longer mapped: nothing to do but forget them
+            with self.ctx.store.session() as session:
+                done(session, queued)
+        now = self.ctx.now()
+        for row in queued:
+            if row.occurred_at is not None:
+                metrics.triggered_enrich.labels(self.crm, EnrichJob.name).observe(
+                    max(0.0, (now - row.occurred_at).total_seconds()))
 
     # -- polling ----------------------------------------------------------------------
 
@@ -299,9 +355,10 @@ class CrmEnricher:
                                                         sync.written if sync else {})))
         return PreparedPage(object_mapping, plans, syncs, now, wait)
 
-    def finish(self, page: "PreparedPage", cursor: tuple[str, datetime] | None) -> None:
-        """Write the page's values, then record results, identities and the cursor in one
-        transaction (a crash before the commit re-reads the page and finds nothing to write)."""
+    def finish(self, page: "PreparedPage", cursor: tuple[str, datetime] | None, *, queued: list = ()) -> None:
+        """Write the page's values, then record results, identities and the cursor (or the
+        ``queued`` changes it processed) in one transaction (a crash before the commit re-reads
+        the page and finds nothing to write)."""
         object_mapping, plans, syncs, now, wait = page.object_mapping, page.plans, page.syncs, page.now, page.wait
         updates = [LeadUpdate(object_mapping.object, record.id, values) for record, _, values in plans if values]
         results = {result.update.id: result for result in self.adapter.update_records(updates)} if updates else {}
@@ -317,6 +374,7 @@ class CrmEnricher:
                        "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "attempts")})
             links = {(link["value"], link["visitor_id"]): link for _, found in outcomes for link in found}
             upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
+            done(session, queued)
             if cursor is not None:
                 stream, value = cursor
                 upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": value.isoformat(),

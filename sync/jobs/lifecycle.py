@@ -20,10 +20,11 @@ from state.models import Cursor, OutboxEvent
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
 from sync.jobs.ga4_events import money, outbox_event, resolve_person
 from sync.jobs.outbox import drain_outbox
 from sync.jobs.revenue import _row
+from sync.jobs.triggers import done, waiting
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
 from sync.ops.budgets import record_allowance
@@ -48,7 +49,10 @@ class LifecycleJob(Job):
                 continue
             adapter = ctx.connections.adapter(crm)
             try:
-                LifecycleSync(crm, ctx).run()
+                stages = LifecycleSync(crm, ctx)
+                stages.drain()
+                if not self.queued_only:
+                    stages.run()
             finally:
                 record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
         drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
@@ -72,9 +76,29 @@ class LifecycleSync:
 
     def _deal_stages(self, since: datetime, until: datetime):
         for page in self.adapter.iter_deals(since, until):
-            yield [StageChange(self.profile.deal_object, deal.id, "dealstage" if self.crm == "hubspot" else "StageName",
-                               deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
-                               value=deal.amount, currency=deal.currency) for deal in page]
+            yield self._stage_changes(page)
+
+    def _stage_changes(self, deals) -> list[StageChange]:
+        return [StageChange(self.profile.deal_object, deal.id, "dealstage" if self.crm == "hubspot" else "StageName",
+                            deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
+                            value=deal.amount, currency=deal.currency) for deal in deals]
+
+    def drain(self) -> None:
+        """Deals whose stage a trigger said changed: read them now and record their events."""
+        while True:
+            self.ctx.checkpoint()
+            rows = waiting(self.ctx.store, self.crm, LifecycleJob.name, limit=QUEUE_BATCH)
+            if not rows:
+                return
+            changes = self._stage_changes(self.adapter.deals_by_id(
+                list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object))))
+            self.ctx.result.records_read += len(changes)
+            with self.ctx.store.session() as session:
+                for change in changes:
+                    self.record(session, change)
+                done(session, rows)
+            if len(rows) < QUEUE_BATCH:
+                return
 
     def event_for(self, change: StageChange) -> str:
         """The configured GA4 event for a stage ("" when none)."""

@@ -27,9 +27,10 @@ from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
 from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
 from sync.jobs.outbox import drain_outbox
+from sync.jobs.triggers import done, waiting
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
 from sync.ops.budgets import record_allowance
@@ -63,7 +64,10 @@ class RevenueJob(Job):
         for crm in ctx.connections.enabled_crms():
             adapter = ctx.connections.adapter(crm)
             try:
-                RevenueSync(crm, ctx).run()
+                deals = RevenueSync(crm, ctx)
+                deals.drain()
+                if not self.queued_only:
+                    deals.run()
             finally:
                 record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
         if ctx.config.settings.ga4.enabled:
@@ -107,6 +111,33 @@ class RevenueSync:
                                           "updated_at": now}], ["crm", "stream"],
                        lambda table, new: {"value": new.value, "updated_at": new.updated_at})
         self.recheck_waiting(now)
+
+    def drain(self) -> None:
+        """Deals a trigger said changed: read them now and bring the mirror and GA4 in line,
+        exactly as a polled page would (:meth:`apply` is idempotent, so the poll finding the
+        same deal later sends nothing twice)."""
+        while True:
+            self.ctx.checkpoint()
+            rows = waiting(self.ctx.store, self.crm, RevenueJob.name, limit=QUEUE_BATCH)
+            if not rows:
+                return
+            now = self.ctx.now()
+            deals = self.adapter.deals_by_id(
+                list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object)))
+            metrics.records_read.labels(self.crm, self.profile.deal_object).inc(len(deals))
+            self.ctx.result.records_read += len(deals)
+            with self.ctx.store.session() as session:
+                mirror_deals(session, self.crm, deals, now)
+                for deal in deals:
+                    if self.ga4.enabled:
+                        self.apply(session, deal, now)
+                done(session, rows)
+            for row in rows:
+                if row.occurred_at is not None:
+                    metrics.triggered_enrich.labels(self.crm, RevenueJob.name).observe(
+                        max(0.0, (now - row.occurred_at).total_seconds()))
+            if len(rows) < QUEUE_BATCH:
+                return
 
     def recheck_waiting(self, now: datetime) -> None:
         """Deals that waited for their person's GA client id: try again from their snapshot."""

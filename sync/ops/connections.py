@@ -69,6 +69,10 @@ class Connections:
                               company_currency=settings.company_currency,
                               write_concurrency=settings.write_concurrency)
 
+    def ca_bundle(self, value: str) -> str | None:
+        """A configured ``ca_bundle`` as an absolute path (None: the system store)."""
+        return self._ca(value)
+
     def _ca(self, value: str) -> str | None:
         if not value:
             return None

@@ -26,3 +26,18 @@ outbox_depth = Gauge(
 job_duration = Histogram(
     "closedloop_job_duration_seconds", "Job run durations.", ["job", "outcome"], registry=REGISTRY,
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+trigger_connected = Gauge(
+    "closedloop_trigger_connected", "1 while a CRM trigger channel is connected (Pub/Sub) or listening (webhooks).",
+    ["crm", "channel"], registry=REGISTRY)
+trigger_events = Counter(
+    "closedloop_trigger_events", "CRM change notifications by outcome (queued, own_write, ignored, undecodable, "
+    "refused, keepalive).", ["crm", "channel", "outcome"], registry=REGISTRY)
+trigger_last_event = Gauge(
+    "closedloop_trigger_last_event_timestamp_seconds", "When the last change notification arrived (Unix time).",
+    ["crm", "channel"], registry=REGISTRY)
+trigger_lag = Gauge(
+    "closedloop_trigger_lag_seconds", "Delivery lag of the last notification: arrival minus the CRM's commit time.",
+    ["crm", "channel"], registry=REGISTRY)
+triggered_enrich = Histogram(
+    "closedloop_triggered_enrich_seconds", "From a CRM change to closedloop having processed it (triggered path).",
+    ["crm", "job"], registry=REGISTRY, buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 300))
