@@ -23,6 +23,13 @@ answers are JSON. Errors: ``{"error": code, "message": text}`` with 400 (or 404)
     POST   /_sandbox/multi-currency                {"enabled": bool}
     POST   /_sandbox/assignment-rule               {"owner_id": id or null}
     GET    /_sandbox/credentials  ·  GET /_sandbox/org
+    GET    /_sandbox/cdc                           → {"entities": [...], "max_entities"}
+    POST   /_sandbox/cdc                           {"enable": ["Lead"], "disable": ["Contact"]}
+    GET    /_sandbox/pubsub                        → endpoint, timings, open streams
+    POST   /_sandbox/pubsub                        keywords of set_pubsub (keepalive_seconds, ...)
+    POST   /_sandbox/pubsub/break                  → {"broken": n} (every open stream fails UNAVAILABLE)
+    POST   /_sandbox/pubsub/unavailable            {"unavailable": bool} (new RPCs fail UNAVAILABLE)
+    GET    /_sandbox/change-events                 → retained change events' headers, oldest first
 """
 from __future__ import annotations
 
@@ -108,6 +115,16 @@ def admin_router(sandbox: "SalesforceSandbox") -> Router:
     add("POST", r"/_sandbox/assignment-rule", lambda r: done(sandbox.set_assignment_rule_owner(
         body(r).get("owner_id"))))
     add("GET", r"/_sandbox/credentials", lambda r: Response.json(sandbox.credentials))
+    add("GET", r"/_sandbox/cdc", lambda r: Response.json({"entities": sandbox.cdc_entities,
+                                                          "max_entities": sandbox.changes.max_entities}))
+    add("POST", r"/_sandbox/cdc", lambda r: done((sandbox.enable_cdc(*body(r).get("enable", [])),
+                                                  sandbox.disable_cdc(*body(r).get("disable", [])))))
+    add("GET", r"/_sandbox/pubsub", lambda r: Response.json(sandbox.pubsub_settings()))
+    add("POST", r"/_sandbox/pubsub", lambda r: done(sandbox.set_pubsub(**body(r))))
+    add("POST", r"/_sandbox/pubsub/break", lambda r: Response.json({"broken": sandbox.break_pubsub_streams()}))
+    add("POST", r"/_sandbox/pubsub/unavailable", lambda r: done(sandbox.set_pubsub_unavailable(
+        bool(body(r).get("unavailable", True)))))
+    add("GET", r"/_sandbox/change-events", lambda r: Response.json(sandbox.change_events()))
     add("GET", r"/_sandbox/org", lambda r: Response.json({
         "organization_id": sandbox.org.organization_id, "integration_user": sandbox.org.integration_user,
         "sales_rep": sandbox.org.sales_rep, "permission_set": sandbox.org.permission_set,

@@ -9,7 +9,12 @@ application/json;charset=UTF-8`` and ``Sforce-Limit-Info: api-usage=U/T`` (§5).
 Resources: versions, ``limits/``, ``sobjects/`` (global describe), ``sobjects/{T}/describe/``,
 ``sobjects/{T}/`` (info, POST create), ``sobjects/{T}/{id}`` (GET/PATCH/DELETE),
 ``sobjects/{T}/updated/`` and ``deleted/``, ``query/`` and ``queryAll/`` with query locators,
-``composite/sobjects`` (PATCH update, POST create, DELETE), ``tooling/sobjects/CustomField``.
+``composite/sobjects`` (PATCH update, POST create, DELETE), ``tooling/sobjects/CustomField``,
+Tooling ``PlatformEventChannelMember`` query/create/read/delete (``tooling.py``).
+
+Each REST request is one transaction for Change Data Capture (``pubsub/capture.py``): its writes
+become change events whose ``changeOrigin`` names the API, the version and the
+``Sforce-Call-Options`` client.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import json
 import re
 import traceback
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -27,9 +33,11 @@ from sandbox.salesforce.auth import Authority, OAuthError, SOAP_LOGIN_OK, SoapFa
 from sandbox.salesforce.faults import (RECORD_KINDS, SERVER_ERROR_HTML, TRANSPORT_KINDS, Fault, FaultBook,
                                        record_error)
 from sandbox.salesforce.ids import IdFactory, to18
+from sandbox.salesforce.pubsub.capture import ChangeCapture, rest_origin
 from sandbox.salesforce.schema import SObject
 from sandbox.salesforce.soql import SoqlError, format_datetime, serializer
 from sandbox.salesforce.store import QueryResult, RequestError, Store, WriteError
+from sandbox.salesforce.tooling import ChannelMembers
 from sandbox.web import DropConnection, Request, Response, Router
 
 API = r"/services/data/v(?P<version>\d+\.\d)"
@@ -63,8 +71,10 @@ class Api:
 
     def __init__(self, store: Store, auth: Authority, faults: FaultBook, *, base_url: Callable[[], str],
                  daily_api_limit: int, max_api_version: float, latency_seconds: float = 0.0,
-                 log_bodies: bool = True) -> None:
+                 log_bodies: bool = True, changes: ChangeCapture | None = None) -> None:
         self.store, self.auth, self.faults, self.base_url = store, auth, faults, base_url
+        self.changes = changes
+        self.channel_members = ChannelMembers(changes) if changes is not None else None
         self.lock = store.lock
         self.daily_api_limit = daily_api_limit
         self.api_used = 0
@@ -183,7 +193,7 @@ class Api:
             return self._rest_response(NOT_FOUND, 404)
         request.session = session  # type: ignore[attr-defined]
         try:
-            with self.lock:
+            with self.lock, self._transaction(request, session.user_id):
                 return handler(request)
         except SoqlError as exc:
             return self._rest_response([{"message": exc.message, "errorCode": exc.code}], 400)
@@ -192,6 +202,14 @@ class Api:
         except json.JSONDecodeError as exc:
             return self._rest_response([{"message": f"Unexpected character: {exc.msg} at [line:{exc.lineno}, "
                                                     f"column:{exc.colno}]", "errorCode": "JSON_PARSER_ERROR"}], 400)
+
+    def _transaction(self, request: Request, user_id: str) -> AbstractContextManager:
+        """The request's writes as one change-event transaction (reference §2.3 changeOrigin)."""
+        if self.changes is None:
+            return nullcontext()
+        api = "toolingrest" if "/tooling/" in request.path else "rest"
+        origin = rest_origin(request.path_params.get("version") or "", request.header("Sforce-Call-Options"), api)
+        return self.changes.transaction(origin, user_id)
 
     # -- login ----------------------------------------------------------------------------
 
@@ -243,6 +261,14 @@ class Api:
         add("POST", API + r"/composite/sobjects/?", self._collection_create)
         add("DELETE", API + r"/composite/sobjects/?", self._collection_delete)
         add("POST", API + r"/tooling/sobjects/CustomField/?", self._custom_field)
+        if self.channel_members is not None:
+            members = API + r"/tooling/sobjects/PlatformEventChannelMember"
+            add("GET", API + r"/tooling/query/?", self._tooling_query)
+            add("POST", members + r"/?", self._channel_member_create)
+            add("GET", members + r"/(?P<id>\w+)/?", lambda r: self._rest_response(
+                self.channel_members.get(r.path_params["id"], r.path_params["version"])))
+            add("DELETE", members + r"/(?P<id>\w+)/?", lambda r: (
+                self.channel_members.delete(r.path_params["id"]), self._rest_response(None, 204))[1])
         return router
 
     @staticmethod
@@ -553,6 +579,19 @@ class Api:
             raise RequestError("JSON_PARSER_ERROR", "Cannot deserialize instance of CustomField")
         tooling_id = self.store.add_custom_field(str(body.get("FullName") or ""), body.get("Metadata") or {})
         return self._rest_response({"id": tooling_id, "success": True, "errors": [], "warnings": [], "infos": []},
+                                   201)
+
+
+    def _tooling_query(self, request: Request) -> Response:
+        soql = request.arg("q")
+        if not soql or not soql.strip():
+            return self._rest_response([{"message": "A query string has to be specified",
+                                         "errorCode": "MALFORMED_QUERY"}], 400)
+        return self._rest_response(self.channel_members.query(soql, request.path_params["version"]))
+
+    def _channel_member_create(self, request: Request) -> Response:
+        member_id = self.channel_members.create(request.json())
+        return self._rest_response({"id": member_id, "success": True, "errors": [], "warnings": [], "infos": []},
                                    201)
 
 

@@ -211,6 +211,11 @@ def _object(name: str, label: str, prefix: str, fields: list[Field], owner: bool
     return SObject(name, label, prefix, {f.name: f for f in _system(owner) + fields}, **kwargs)
 
 
+def system_object(name: str, label: str, prefix: str, fields: list[Field], **kwargs) -> SObject:
+    """An object with the system fields but no owner (setup and Tooling objects)."""
+    return _object(name, label, prefix, fields, owner=False, **kwargs)
+
+
 def _person_fields() -> list[Field]:
     return [Field("FirstName", "string", "First Name", 40),
             Field("LastName", "string", "Last Name", 80, nillable=False),

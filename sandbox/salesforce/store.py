@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sandbox.clock import Clock
 from sandbox.salesforce import schema as schemas
@@ -102,6 +102,9 @@ class Store:
         self._sorted: dict[str, dict[str, tuple[SortedIndex, SortedIndex]]] = {}  # object → field → (live, deleted)
         self._lookups: dict[str, dict[str, HashIndex]] = {}
         self.custom_field_ids: dict[str, str] = {}  # "Lead.X__c" → Tooling id
+        # Told of every record write, under the lock: (kind, object, record, old or None, user id),
+        # kind "insert", "touch" (update, delete, undelete) or "rollback" (allOrNone undo).
+        self.listener: Callable[[str, str, dict[str, Any], dict[str, Any] | None, str | None], None] | None = None
         self.multi_currency = False
         self.organization_id = self.ids.new("00D")
         self.integration_user = self._seed_user("integration@closedloop.sandbox", "closedloop", "Integration")
@@ -224,6 +227,8 @@ class Store:
             self._index(sobject.name, record, None)
             if sobject.name == "FieldPermissions":
                 self._apply_field_permissions(record)
+            if self.listener is not None:
+                self.listener("insert", sobject.name, record, None, user)
         return record_id
 
     def _defaults(self, sobject: SObject, record: dict[str, Any]) -> None:
@@ -273,6 +278,8 @@ class Store:
         record["LastModifiedDate"] = record["SystemModstamp"] = now
         record["LastModifiedById"] = user_id
         self._index(object_name, record, old)
+        if self.listener is not None:
+            self.listener("touch", object_name, record, old, user_id)
 
     def delete(self, object_name: str, record_id: str, *, user_id: str) -> str:
         """Move a record to the recycle bin (IsDeleted, still visible to queryAll)."""
@@ -313,6 +320,8 @@ class Store:
             self._index(object_name, record, old)
             if object_name == "FieldPermissions":
                 self._apply_field_permissions(record)
+            if self.listener is not None:
+                self.listener("rollback", object_name, record, old, None)
 
     def remove(self, record_id: str) -> None:
         """Forget a record entirely (rolling back an insert)."""
@@ -331,6 +340,8 @@ class Store:
             del self.by_id[record["Id"]]
             if object_name == "FieldPermissions":
                 self._apply_field_permissions(gone)
+            if self.listener is not None:
+                self.listener("rollback", object_name, gone, None, None)
 
     def writable(self, sobject: SObject, record_id: Any, *, allow_converted: bool = False) -> dict[str, Any]:
         """The record ``record_id`` of ``sobject`` if a write may touch it, else WriteError."""
