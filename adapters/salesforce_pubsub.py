@@ -263,14 +263,16 @@ class PubSubClient:
     # -- the stream ---------------------------------------------------------------------
 
     def subscribe(self, topic: str, after: bytes | None, batch: int = MAX_BATCH, *,
-                  idle_timeout: float = KEEPALIVE_SECONDS + 30,
-                  stop: threading.Event | None = None) -> Iterator[Delivery]:
+                  idle_timeout: float = KEEPALIVE_SECONDS + 30, stop: threading.Event | None = None,
+                  on_open: Callable[[], None] | None = None) -> Iterator[Delivery]:
         """Deliveries from one ``Subscribe`` stream, starting after ``after`` (else at the tip).
 
         Credit: ``batch`` (≤ 100) at first, then as many as each delivery held, asked for only
         when the caller comes back for the next one, i.e. after it handled this one. The
         stream is cancelled when ``stop`` is set or nothing (not even a keepalive) arrived for
-        ``idle_timeout`` seconds; errors come out as closedloop's error tree."""
+        ``idle_timeout`` seconds; errors come out as closedloop's error tree. ``on_open`` hears
+        that the stream was opened (a quiet topic sends its first response only with the
+        keepalive, up to 270 s later)."""
         batch = max(1, min(MAX_BATCH, batch))
         m = self.messages
         outgoing: queue.Queue = queue.Queue()
@@ -303,6 +305,8 @@ class PubSubClient:
         watcher = threading.Thread(target=watch, name=f"pubsub-watch{topic.replace('/', '-')}", daemon=True)
         watcher.start()
         try:
+            if on_open is not None:
+                on_open()
             for response in call:
                 heard[0] = time.monotonic()
                 events, undecodable = [], 0
@@ -385,13 +389,14 @@ class ChangeStream:
         renewed = False
         while not self.stop.is_set():
             self.report("connecting", None)
-            connected = False
             try:
+                info = self.client.topic(self.topic)
+                if not info.can_subscribe:
+                    raise ConfigError(f"Salesforce Pub/Sub: the integration user may not subscribe to {self.topic}")
                 for delivery in self.client.subscribe(self.topic, self.load_position(), self.batch,
-                                                      idle_timeout=self.idle_timeout, stop=self.stop):
-                    if not connected:
-                        connected, renewed, self.failures = True, False, 0
-                        self.report("connected", None)
+                                                      idle_timeout=self.idle_timeout, stop=self.stop,
+                                                      on_open=lambda: self.report("connected", None)):
+                    renewed, self.failures = False, 0
                     self.deliver(delivery)
                 return  # stopped
             except ReplayIdLost as exc:

@@ -1,0 +1,246 @@
+"""Enrichment triggered by the CRMs themselves, against the emulators over real gRPC and real HTTP.
+
+Salesforce: the daemon's change event streams (``CdcListener``) subscribe to the emulator's
+Pub/Sub endpoint; HubSpot: the emulator posts signed webhook batches to the daemon's receiver.
+Each test checks the emulator's own request log to tell a triggered read by id from a poll.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlmodel import select
+
+from state.models import Cursor, QueuedChange, TriggerStream
+from support import World
+from sync.jobs.enrich import EnrichJob
+from sync.jobs.triggers import mark_polled, poll_due, triggers_healthy
+from test_enrich import journey
+
+LEAD_TOPIC, OPPORTUNITY_TOPIC = "/data/LeadChangeEvent", "/data/OpportunityChangeEvent"
+
+
+def until(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Kicks:
+    """What the daemon's kick hook hears, with an event per kick."""
+
+    def __init__(self) -> None:
+        self.jobs: list[set[str]] = []
+        self.event = threading.Event()
+
+    def __call__(self, jobs: set[str]) -> None:
+        self.jobs.append(set(jobs))
+        self.event.set()
+
+
+def cdc_world(tmp_path, **suite_options) -> World:
+    world = World(tmp_path, salesforce={"cdc_entities": ["Lead", "Opportunity"], **suite_options})
+    text = world.config_path.read_text().replace(
+        "[salesforce]\nenabled = true\n",
+        f'[salesforce]\nenabled = true\nchange_events = true\npubsub_endpoint = "{world.salesforce.pubsub_endpoint}"\n')
+    world.config_path.write_text(text)
+    from state import Store
+    from sync.config import load_config
+    from sync.jobs.base import JobRunner
+    from sync.ops.connections import Connections
+
+    world.store.dispose()
+    world.config = load_config(world.config_path, environ=world.environ)
+    world.store = Store(world.config.database_url)
+    world.connections = Connections(world.config)
+    world.runner = JobRunner(world.config, world.store, connections=world.connections)
+    return world
+
+
+@pytest.fixture
+def sf(tmp_path):
+    world = cdc_world(tmp_path)
+    world.create_fields()
+    yield world
+    world.close()
+
+
+def listener(world, kicks, **options):
+    from sync.jobs.cdc import CdcListener
+
+    return CdcListener(world.config, world.store, world.connections, kicks, backoff_cap=0.2, **options).start()
+
+
+def stream(world, topic=LEAD_TOPIC) -> TriggerStream | None:
+    with world.store.session(readonly=True) as session:
+        return session.get(TriggerStream, ("salesforce", topic))
+
+
+def connected(world, topic=LEAD_TOPIC) -> bool:
+    """The daemon says connected and the emulator has the subscription open (a change made
+    before the server opened a tip subscription is the poll's to find, not the stream's)."""
+    row = stream(world, topic)
+    return row is not None and row.state == "connected" and any(
+        open_stream["topic"] == topic for open_stream in world.salesforce.pubsub_settings()["streams"])
+
+
+def queued(world, job="enrich") -> dict[str, QueuedChange]:
+    with world.store.session(readonly=True) as session:
+        return {row.record_id: row for row in session.exec(select(QueuedChange).where(
+            QueuedChange.crm == "salesforce", QueuedChange.job == job)).all()}
+
+
+def polls(world) -> list[str]:
+    """The SOQL polls (reads by SystemModstamp) in the emulator's log."""
+    return [entry["query"].get("q", "") for entry in world.salesforce.request_log()
+            if entry["kind"] == "rest" and "/query" in entry["path"] and "SystemModstamp >=" in
+            entry["query"].get("q", "")]
+
+
+def triggered_run(world):
+    outcome = world.runner.execute(EnrichJob(world.config, queued_only=True))
+    assert outcome.outcome == "ok", outcome.error
+    return outcome
+
+
+def test_a_salesforce_lead_is_enriched_from_its_change_event_without_a_poll(sf):
+    kicks = Kicks()
+    streams = listener(sf, kicks)
+    try:
+        until(lambda: connected(sf) and connected(sf, OPPORTUNITY_TOPIC), what="both streams connected")
+        journey(sf, "visitor0101", "pat@acme.example")
+        sf.salesforce.reset_log()
+        lead = sf.salesforce.create("Lead", {"LastName": "Pat", "Company": "Acme", "Email": "pat@acme.example",
+                                             "CL_Visitor_Id__c": "visitor0101"})
+        assert kicks.event.wait(15) and kicks.jobs[0] == {"enrich"}
+        assert set(queued(sf)) == {lead}
+        triggered_run(sf)
+        record = sf.salesforce.record(lead)
+        assert record["CL_First_Click_Channel__c"] == "Paid Search" and record["CL_Visit_Count__c"] == 3
+        assert polls(sf) == [], "the lead was found by a poll, not by its change event"
+        reads = [e["query"]["q"] for e in sf.salesforce.request_log() if "/query" in e["path"]]
+        assert any(f"Id IN ('{lead}')" in q for q in reads)
+        assert sf.salesforce.api_calls("composite/sobjects") == 1
+        assert queued(sf) == {}
+
+        # closedloop's own write comes back as a change event naming client=closedloop: dropped
+        until(lambda: stream(sf).events >= 2, what="the event of closedloop's own write")
+        events = [e for e in sf.salesforce.change_events() if lead in e["recordIds"]]
+        assert [e["changeOrigin"].endswith(";client=closedloop") for e in events] == [False, True]
+        assert queued(sf) == {}
+        calls = sf.salesforce.api_calls()
+        triggered_run(sf)
+        assert sf.salesforce.api_calls() == calls, "an own write triggered a second enrichment"
+    finally:
+        streams.stop()
+
+
+def test_a_restarted_daemon_resumes_after_its_stored_replay_id(sf):
+    kicks = Kicks()
+    first = listener(sf, kicks)
+    until(lambda: connected(sf), what="connected")
+    before = sf.salesforce.create("Lead", {"LastName": "Before", "Company": "A"})
+    until(lambda: before in queued(sf), what="the first lead queued")
+    first.stop()
+    position = stream(sf).position
+    during = [sf.salesforce.create("Lead", {"LastName": f"During{n}", "Company": "B"}) for n in range(3)]
+    triggered_run(sf)  # the first lead is processed and leaves the queue
+    assert queued(sf) == {}
+    second = listener(sf, Kicks())
+    try:
+        until(lambda: set(during) <= set(queued(sf)), what="the leads created while stopped")
+        rows = queued(sf)
+        assert before not in rows, "a change recorded before the restart was delivered again"
+        assert all(rows[lead].version == 1 for lead in during)
+        assert stream(sf).events == 4 and stream(sf).position != position
+    finally:
+        second.stop()
+
+
+def test_an_expired_replay_id_resubscribes_at_the_tip_and_polls_the_gap(sf):
+    now = datetime.now(timezone.utc)
+    mark_polled(sf.store, "salesforce", "enrich", now)
+    with sf.store.session() as session:
+        session.add(TriggerStream(crm="salesforce", channel=LEAD_TOPIC, state="down",
+                                  position=base64.b64encode(b"not-a-replay-id").decode(), updated_at=now))
+    kicks = Kicks()
+    streams = listener(sf, kicks)
+    try:
+        assert kicks.event.wait(15) and {"enrich"} in kicks.jobs, "the lost replay id asked for no catch-up"
+        until(lambda: connected(sf) and stream(sf).position is None, what="resubscribed at the tip")
+        with sf.store.session(readonly=True) as session:
+            assert session.get(Cursor, ("salesforce", "enrich:polled")) is None  # the next run polls the gap
+        after = sf.salesforce.create("Lead", {"LastName": "After", "Company": "C"})
+        until(lambda: after in queued(sf), what="a lead after the resubscription")
+    finally:
+        streams.stop()
+
+
+def test_stream_loss_falls_back_to_polling_and_recovers(sf):
+    kicks = Kicks()
+    streams = listener(sf, kicks)
+    channels = [LEAD_TOPIC, OPPORTUNITY_TOPIC]
+    try:
+        until(lambda: connected(sf) and connected(sf, OPPORTUNITY_TOPIC), what="connected")
+        sf.run("enrich")  # the regular first poll
+        earlier = sf.salesforce.create("Lead", {"LastName": "Earlier", "Company": "Acme"})
+        until(lambda: earlier in queued(sf), what="a position stored before the outage")
+        now = datetime.now(timezone.utc)
+        assert triggers_healthy(sf.store, "salesforce", channels, now)
+        assert not poll_due(sf.store, sf.config, "salesforce", "enrich", channels, now)
+
+        sf.salesforce.set_pubsub_unavailable(True)
+        sf.salesforce.break_pubsub_streams()
+        until(lambda: stream(sf).state == "down", what="the stream reported down")
+        assert poll_due(sf.store, sf.config, "salesforce", "enrich", channels, datetime.now(timezone.utc))
+        journey(sf, "visitor0102", "lost@acme.example")
+        lost = sf.salesforce.create("Lead", {"LastName": "Lost", "Company": "Acme", "CL_Visitor_Id__c": "visitor0102"})
+        sf.salesforce.reset_log()
+        sf.run("enrich")  # no trigger: the scheduled run polls
+        assert polls(sf), "a run without a healthy trigger did not poll"
+        assert sf.salesforce.record(lost)["CL_First_Click_Channel__c"] == "Paid Search"
+
+        writes = sf.salesforce.api_calls("composite/sobjects")
+        sf.salesforce.set_pubsub_unavailable(False)
+        until(lambda: connected(sf), what="the stream back")
+        # the stream resumes after its stored position, so the lead the poll handled comes again:
+        # read, found up to date, not written twice
+        until(lambda: lost in queued(sf), what="the outage's change event delivered on resumption")
+        triggered_run(sf)
+        assert sf.salesforce.api_calls("composite/sobjects") == writes
+        until(lambda: triggers_healthy(sf.store, "salesforce", channels, datetime.now(timezone.utc)),
+              what="healthy again")
+        assert not poll_due(sf.store, sf.config, "salesforce", "enrich", channels, datetime.now(timezone.utc))
+        journey(sf, "visitor0103", "back@acme.example")
+        back = sf.salesforce.create("Lead", {"LastName": "Back", "Company": "Acme", "CL_Visitor_Id__c": "visitor0103"})
+        until(lambda: back in queued(sf), what="the lead after recovery queued")
+        sf.salesforce.reset_log()
+        sf.run("enrich")  # healthy again: the scheduled run drains the queue and skips the poll
+        assert polls(sf) == []
+        assert sf.salesforce.record(back)["CL_First_Click_Channel__c"] == "Paid Search"
+    finally:
+        streams.stop()
+
+
+def test_an_expired_session_is_renewed_and_the_stream_goes_on(sf):
+    kicks = Kicks()
+    streams = listener(sf, kicks)
+    try:
+        until(lambda: connected(sf), what="connected")
+        logins = sf.salesforce.api_calls()
+        sf.salesforce.expire_sessions()
+        until(lambda: any(e["kind"] == "oauth" for e in sf.salesforce.request_log()[-5:]) or
+              sf.salesforce.api_calls() > logins, timeout=20, what="a new login")
+        until(lambda: connected(sf), what="connected again")
+        lead = sf.salesforce.create("Lead", {"LastName": "Renewed", "Company": "D"})
+        until(lambda: lead in queued(sf), what="a lead after the new session")
+    finally:
+        streams.stop()
