@@ -65,6 +65,25 @@ def signature_problem(secret: str, *, method: str, uri: str, body: bytes, timest
     return None
 
 
+def probe(url: str, secret: str, *, timeout: float = 10.0, ca_bundle: str | None = None,
+          now: datetime | None = None) -> tuple[int | None, str]:
+    """POST an empty batch signed as HubSpot signs, to ``url`` (the public webhook URL): whether
+    the daemon's receiver is reachable there and accepts the signature. Returns (HTTP status or
+    None, a short reason)."""
+    import requests
+
+    body = b"[]"
+    timestamp = str(int((now or datetime.now(timezone.utc)).timestamp() * 1000))
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+               SIGNATURE_HEADER: Signature.get_signature(secret, body.decode(), "v3", signed_uri(url), "POST",
+                                                         timestamp)}
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=timeout, verify=ca_bundle or True)
+    except requests.RequestException as exc:
+        return None, type(exc).__name__
+    return response.status_code, response.reason or ""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """One notification: ``kind`` is ``object.change`` form, e.g. ``contact.creation``,

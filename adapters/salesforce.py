@@ -224,6 +224,14 @@ class SalesforceAdapter:
             self.forget_metadata()
         return created
 
+    def change_event_selection(self) -> set[str]:
+        """The entities selected for Change Data Capture on the standard channel (Setup → Change
+        Data Capture), e.g. ``{"LeadChangeEvent"}``: Tooling ``PlatformEventChannelMember``."""
+        soql = "SELECT SelectedEntity FROM PlatformEventChannelMember WHERE EventChannel = 'ChangeEvents'"
+        body = self._call("read the Change Data Capture selection", lambda sf: sf.toolingexecute(
+            "query/", params={"q": soql}, timeout=self.timeout))
+        return {str(row.get("SelectedEntity")) for row in (body or {}).get("records", []) if isinstance(row, dict)}
+
     def _grant_field_access(self, full_names: list[str], permission_set: str) -> None:
         rows = self.query(f"SELECT Id FROM PermissionSet WHERE Name = '{_soql_escape(permission_set)}'")
         if not rows:

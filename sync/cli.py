@@ -159,12 +159,32 @@ def check(config_path: Path | None) -> None:
         click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
                    + ("ok" if not found else f"{len(found)} problem(s)"))
         problems += found
+        lines, found = _check_trigger(config, store, connections, crm)
+        for line in lines:
+            click.echo(line)
+        problems += found
     if config.settings.ga4.enabled:
         connections.ga4()
         click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
                    "(the Measurement Protocol cannot verify a secret; try `closedloop ga4 validate`)")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _check_trigger(config: Config, store: Store, connections, crm: str) -> tuple[list[str], list[str]]:
+    """(lines, problems) about the CRM's trigger: change events or webhooks, or none configured."""
+    settings = getattr(config.settings, crm)
+    if crm == "salesforce" and settings.change_events:
+        from sync.jobs.cdc import check_change_events
+
+        return check_change_events(config, connections)
+    if crm == "hubspot" and settings.webhooks:
+        from sync.jobs.webhooks import check_webhooks
+
+        return check_webhooks(config, store, connections)
+    how = "[salesforce] change_events = true" if crm == "salesforce" else "[hubspot] webhooks = true"
+    return [f"{crm}: no trigger, polling every {config.settings.schedule.enrich_seconds:g} s (set {how} to hear "
+            "about changes within seconds)"], []
 
 
 @main.group()
@@ -236,6 +256,7 @@ def status(config_path: Path | None) -> None:
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)
+    _print_triggers(console, config, store, now)
     with store.session(readonly=True) as session:
         open_dead = session.exec(select(DeadLetter.job, func.count()).where(DeadLetter.status == "open")
                                  .group_by(DeadLetter.job)).all()
@@ -250,6 +271,36 @@ def status(config_path: Path | None) -> None:
         style = "red" if budget.paused else "green"
         console.print(f"[{style}]API budget[/{style}] {budget.system}: {budget.description} "
                       f"({_ago(now, budget.updated_at)})", highlight=False)
+
+
+def _print_triggers(console: Console, config: Config, store: Store, now: datetime) -> None:
+    """Per CRM: its trigger channels (connected or not, last event, replay position or last
+    webhook, lag, queued ids), or that it is polled only."""
+    from sync.jobs.triggers import trigger_status
+    from sync.ops.connections import Connections
+
+    connections = Connections(config)
+    rows = trigger_status(store, config, connections, now)
+    for crm in connections.enabled_crms():
+        if not any(row.crm == crm for row in rows):
+            console.print(f"[yellow]trigger[/yellow] {crm}: none, polled every "
+                          f"{config.settings.schedule.enrich_seconds:g} s", highlight=False)
+    if not rows:
+        return
+    table = Table(title="triggers", title_justify="left")
+    for column in ("crm", "channel", "state", "last event", "position / last webhook", "lag", "queued"):
+        table.add_column(column, no_wrap=column != "position / last webhook")
+    for row in rows:
+        style = "green" if row.state in ("connected", "listening") else "red"
+        where = (f"{row.position} ({_ago(now, row.position_at)})" if row.position and row.position_at
+                 else row.position or ("-" if row.last_event_at is None else f"last webhook {_ago(now, row.last_event_at)}"))
+        table.add_row(row.crm, row.channel, f"[{style}]{row.state}[/{style}]",
+                      _ago(now, row.last_event_at) if row.last_event_at else "never", where,
+                      "-" if row.lag_seconds is None else f"{row.lag_seconds:.1f}s", str(row.queued))
+    console.print(table)
+    for row in rows:
+        if row.message and row.state not in ("connected", "listening"):
+            console.print(f"[red]trigger[/red] {row.crm} {row.channel}: {row.message}", highlight=False)
 
 
 @main.command()

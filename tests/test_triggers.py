@@ -244,3 +244,44 @@ def test_an_expired_session_is_renewed_and_the_stream_goes_on(sf):
         until(lambda: lead in queued(sf), what="a lead after the new session")
     finally:
         streams.stop()
+
+
+def closedloop(world, *args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "sync.cli", *args, "--config", str(world.config_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **world.environ, "COLUMNS": "200"})
+
+
+def test_check_tells_whether_change_data_capture_is_enabled(sf):
+    ok = closedloop(sf, "check")
+    assert ok.returncode == 0, ok.stderr
+    assert "salesforce: change events: /data/LeadChangeEvent, /data/OpportunityChangeEvent reachable" in ok.stdout
+    sf.salesforce.disable_cdc("Opportunity")
+    missing = closedloop(sf, "check")
+    assert missing.returncode == 2
+    assert "Change Data Capture is not enabled for Opportunity: in Setup → Change Data Capture, move Opportunity " \
+           "to Selected Entities" in missing.stderr
+    assert "for Lead" not in missing.stderr
+
+
+def test_status_shows_each_stream_its_position_and_lag(sf):
+    kicks = Kicks()
+    streams = listener(sf, kicks)
+    try:
+        until(lambda: connected(sf), what="connected")
+        lead = sf.salesforce.create("Lead", {"LastName": "Status", "Company": "E"})
+        until(lambda: lead in queued(sf), what="queued")
+        status = closedloop(sf, "status")
+        assert status.returncode == 0, status.stderr
+        line = next(line for line in status.stdout.splitlines() if LEAD_TOPIC in line)
+        assert "connected" in line and "s ago" in line and base64.b64decode(stream(sf).position).hex()[:16] in line
+        assert line.rstrip().rstrip("│").rstrip().endswith("1")  # one id queued
+        assert OPPORTUNITY_TOPIC in status.stdout and "hubspot: none, polled every 60 s" in status.stdout
+    finally:
+        streams.stop()
+    stopped = closedloop(sf, "status")  # nothing refreshes the rows any more; they go stale after a while
+    assert LEAD_TOPIC in stopped.stdout

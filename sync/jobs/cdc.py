@@ -128,3 +128,44 @@ class CdcListener:
                         message="the stored replay id had expired; resubscribed at the tip and polled the gap")
             request_catch_up(session, CRM, "enrich")
         self.kick({"enrich"})
+
+
+def check_change_events(config: Config, connections) -> tuple[list[str], list[str]]:
+    """For ``closedloop check``: (lines to print, problems) about Change Data Capture — the
+    entities selected in the org, and the Pub/Sub API reachable with the integration user's
+    session and willing to let it subscribe."""
+    from adapters.errors import ClosedloopError
+
+    settings = config.settings.salesforce
+    routing = Routing(config, CRM, connections.mapping(CRM))
+    adapter = connections.adapter(CRM)
+    lines, problems = [], []
+    wanted = {topic: topic.removeprefix("/data/") for topic in routing.topics()}
+    try:
+        selected = adapter.change_event_selection()
+    except ClosedloopError as exc:
+        selected = None
+        lines.append(f"salesforce: could not read the Change Data Capture selection ({exc.user_message}); "
+                     "checking the Pub/Sub API only")
+    for topic, event in wanted.items():
+        entity = event.removesuffix("ChangeEvent")
+        if selected is not None and event not in selected:
+            problems.append(f"[salesforce] change_events: Change Data Capture is not enabled for {entity}: in Setup → "
+                            f"Change Data Capture, move {entity} to Selected Entities (at most 5 without the add-on), "
+                            f"and give the integration user View All on {entity} (its events are silently withheld "
+                            "otherwise)")
+    client = PubSubClient(settings.pubsub_endpoint, adapter.pubsub_auth,
+                          ca_bundle=connections.ca_bundle(settings.ca_bundle), timeout=settings.timeout_seconds,
+                          counter=connections.counter)
+    try:
+        for topic in wanted:
+            info = client.topic(topic)
+            if not info.can_subscribe:
+                problems.append(f"[salesforce] change_events: the integration user may not subscribe to {topic}")
+        lines.append(f"salesforce: change events: {', '.join(wanted)} reachable at {settings.pubsub_endpoint}"
+                     + ("" if selected is None else f"; selected in the org: {', '.join(sorted(selected)) or 'none'}"))
+    except ClosedloopError as exc:
+        problems.append(f"[salesforce] pubsub_endpoint: {exc.user_message}")
+    finally:
+        client.close()
+    return lines, problems

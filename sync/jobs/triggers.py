@@ -228,3 +228,47 @@ def mark_polled(store: Store, crm: str, job: str, now: datetime) -> None:
 def request_catch_up(session: Session, crm: str, job: str = "enrich") -> None:
     """The next run of ``job`` polls ``crm`` whatever the triggers say (a replay gap to cover)."""
     session.exec(delete(Cursor).where(Cursor.crm == crm, Cursor.stream == f"{job}:polled"))
+
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    """One trigger channel as ``closedloop status`` shows it."""
+
+    crm: str
+    channel: str
+    state: str  # connected | connecting | down | paused | listening | stopped | stale | not started
+    message: str | None
+    last_event_at: datetime | None
+    position: str  # the replay id (hex, shortened) or "" for webhooks
+    position_at: datetime | None
+    lag_seconds: float | None
+    queued: int
+
+
+def trigger_status(store: Store, config: Config, connections, now: datetime) -> list[TriggerStatus]:
+    """Every configured trigger channel of every enabled CRM, with what the store knows of it."""
+    from state.models import TriggerStream as Row
+
+    with store.session(readonly=True) as session:
+        rows = {(row.crm, row.channel): row for row in session.exec(select(Row)).all()}
+        depth = queue_depth(session)
+    found = []
+    for crm in connections.enabled_crms():
+        routing = Routing(config, crm, connections.mapping(crm)) if crm == "salesforce" else None
+        for channel in expected_channels(config, crm, routing):
+            row = rows.get((crm, channel))
+            state = row.state if row else "not started"
+            if row is not None and state in ("connected", "listening", "connecting") and \
+                    now - row.updated_at > HEALTHY_WITHIN:
+                state = "stale"  # no daemon has refreshed it: none is running, or it hangs
+            position = ""
+            if row is not None and row.position:
+                import base64
+
+                position = base64.b64decode(row.position).hex()
+                position = position if len(position) <= 16 else position[:16] + "…"
+            found.append(TriggerStatus(crm, channel, state, row.message if row else None,
+                                       row.last_event_at if row else None, position,
+                                       row.position_at if row else None, row.lag_seconds if row else None,
+                                       sum(n for (c, _), n in depth.items() if c == crm)))
+    return found

@@ -152,3 +152,34 @@ class Heartbeat:
             self.beat("stopped")
         except Exception:
             log.exception("could not record that the webhook receiver stopped")
+
+
+def check_webhooks(config: Config, store: Store, connections) -> tuple[list[str], list[str]]:
+    """For ``closedloop check``: (lines, problems) — a signed empty batch sent to ``webhook_url``
+    must reach a running daemon's receiver and be accepted (what HubSpot's deliveries need), and
+    when HubSpot last reached it."""
+    from adapters.hubspot_webhooks import probe
+
+    settings = config.settings.hubspot
+    secret = config.secrets.get("hubspot.client_secret_env", "")
+    status, reason = probe(settings.webhook_url, secret, timeout=min(10.0, settings.timeout_seconds),
+                           ca_bundle=connections.ca_bundle(settings.ca_bundle))
+    lines, problems = [], []
+    if status is None:
+        problems.append(f"[hubspot] webhook_url: {settings.webhook_url} cannot be reached ({reason}): is the daemon "
+                        f"running, and does the URL lead to its receiver ([webhooks] {config.settings.webhooks.host}:"
+                        f"{config.settings.webhooks.port}, path {PATH})?")
+    elif status == 401:
+        problems.append(f"[hubspot] webhook_url: the receiver at {settings.webhook_url} refused a correctly signed "
+                        "request: it checks another client secret, or webhook_url is not the URL it is served at")
+    elif not 200 <= status < 300:
+        problems.append(f"[hubspot] webhook_url: {settings.webhook_url} answered HTTP {status} {reason}: not closedloop's "
+                        f"receiver (it answers 204 on {PATH})")
+    else:
+        with store.session(readonly=True) as session:
+            row = session.get(TriggerStream, (CRM, WEBHOOK_CHANNEL))
+        heard = f"last delivery from HubSpot {row.last_event_at:%Y-%m-%d %H:%M} UTC" if row and row.last_event_at \
+            else "no delivery from HubSpot yet (subscribe the app to contact.creation, contact.propertyChange and " \
+                 "deal.propertyChange)"
+        lines.append(f"hubspot: webhooks reach the daemon at {settings.webhook_url}; {heard}")
+    return lines, problems
