@@ -8,6 +8,14 @@ limits (§7, ``limits.py``), error bodies (§8, ``wire.py``), faults (§7.4/§10
 
 Control it from Python (the methods below) or over HTTP under ``/_sandbox/...`` (``admin.py``);
 both take the same lock as the request handlers, so tests may drive it while a client is busy.
+
+App webhooks (reference realtime-and-auth.md §1.2, ``webhooks.py``): :meth:`configure_webhooks`
+sets the app's target URL, client secret, app id and subscriptions (or the ``webhooks`` start
+option, or ``PUT /_sandbox/webhooks``); every later record change then reaches the target as
+signed batches. API writes are attributed to the token's app (``changeSource: INTEGRATION``,
+``sourceId`` = ``private_app_id`` for the private-app token, ``oauth_app_id`` for OAuth tokens),
+changes made through the methods below to a user in the CRM UI (``CRM_UI``,
+``userId:<ui_user_id>``).
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from sandbox.hubspot.schema import Property
 from sandbox.hubspot.search import SearchLimits
 from sandbox.hubspot.store import Record, Store
 from sandbox.hubspot.values import PropertyError
+from sandbox.hubspot.webhooks import Webhooks
 from sandbox.hubspot.wire import ApiError, body_response, error, error_body, iso, json_or_none, to_ms
 from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
 
@@ -54,7 +63,9 @@ class HubSpotSandbox:
                  oauth_client_secret: str = "sandbox-oauth-secret-0001",
                  oauth_refresh_token: str = "na1-sandbox-refresh-0001", token_lifetime_seconds: int = 1800,
                  association_batch_missing: str = "omit", search_limits: SearchLimits | None = None,
-                 utc_offset_hours: float = 0.0) -> None:
+                 utc_offset_hours: float = 0.0, private_app_id: int = 1234567, oauth_app_id: int = 7654321,
+                 webhook_client_secret: str = "sandbox-app-client-secret-0001", ui_user_id: int = 98765432,
+                 webhooks: dict[str, Any] | None = None) -> None:
         if batch_update_missing_ids not in ("207", "400"):
             raise ValueError('batch_update_missing_ids is "207" or "400"')
         if association_batch_missing not in ("omit", "207"):
@@ -83,17 +94,29 @@ class HubSpotSandbox:
         self.internal_errors: list[str] = []  # tracebacks of emulator bugs, answered as 500
         self.before_request: Callable[[Request], None] | None = None
         self._server: RunningServer | None = None
+        self.private_app_id, self.oauth_app_id = private_app_id, oauth_app_id
+        self.ui_source = ("CRM_UI", f"userId:{ui_user_id}")
+        self._writer = self.ui_source  # who the writes being made now are attributed to
+        self.webhooks = Webhooks(self.clock, portal_id, app_id=private_app_id, client_secret=webhook_client_secret,
+                                 has_property=lambda object_type, name: self.store.property(object_type, name)
+                                 is not None)
+        self.store.listener = self._on_change
+        if webhooks:
+            self.configure_webhooks(**webhooks)
         self.api = HubSpotApi(self)
         self.admin = admin_router(self)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-        """Serve on ``host:port`` (0 = an ephemeral port); plain HTTP, which the client accepts."""
+        """Serve on ``host:port`` (0 = an ephemeral port); plain HTTP, which the client accepts.
+        Webhook deliveries start too."""
         self._server = serve_in_thread(self, host=host, port=port, name="hubspot")
+        self.webhooks.start()
         return self._server
 
     def stop(self) -> None:
+        self.webhooks.stop()
         if self._server:
             self._server.stop()
             self._server = None
@@ -105,8 +128,38 @@ class HubSpotSandbox:
 
     @property
     def credentials(self) -> dict[str, str]:
-        """The private-app token (``access_token``) and the OAuth app's client and refresh token."""
-        return {"access_token": self.private_token, **self.oauth_client}
+        """The private-app token (``access_token``), the OAuth app's client and refresh token, and
+        the id and client secret of the app whose webhooks are signed (``webhook_app_id``,
+        ``webhook_client_secret``)."""
+        return {"access_token": self.private_token, **self.oauth_client,
+                "webhook_app_id": str(self.webhooks.app_id), "webhook_client_secret": self.webhooks.client_secret}
+
+    # -- control: webhooks ------------------------------------------------------------------
+
+    def configure_webhooks(self, **settings: Any) -> None:
+        """The app's webhook settings (see :meth:`sandbox.hubspot.webhooks.Webhooks.configure`):
+        ``target_url``, ``client_secret``, ``app_id``, ``subscriptions`` (replaces them:
+        ``[{"subscriptionType": "contact.propertyChange", "propertyName": "email"}, ...]``),
+        ``max_concurrent_requests``, ``timeout_seconds``, ``delivery_delay_seconds``,
+        ``retry_time_scale``, ``jitter``, ``verify`` (CA file for an HTTPS target)."""
+        with self.lock:
+            self.webhooks.configure(**settings)
+
+    def webhook_settings(self) -> dict[str, Any]:
+        return self.webhooks.settings()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery attempt: at, url, status (None: no answer), error, seconds, eventIds, attempts."""
+        with self.webhooks.condition:
+            return [dict(entry) for entry in self.webhooks.deliveries]
+
+    def dropped_webhook_events(self) -> list[dict[str, Any]]:
+        """Events given up on after the last retry."""
+        with self.webhooks.condition:
+            return [dict(entry) for entry in self.webhooks.dropped]
+
+    def _on_change(self, object_type: str, kind: str, record: Record, changed: dict[str, str]) -> None:
+        self.webhooks.record_change(object_type, kind, record.id, changed, self.store.now_ms(), self._writer)
 
     # -- control: records -------------------------------------------------------------------
 
@@ -232,6 +285,7 @@ class HubSpotSandbox:
         """A fresh portal: no records, default schema, no faults, counters and log cleared."""
         with self.lock:
             self.store.reset()
+            self.webhooks.clear_pending()
             self.limits.reset()
             self.faults.clear()
             self._access_tokens.clear()
@@ -325,13 +379,15 @@ class HubSpotSandbox:
             response = body_response(refused, 429)
         else:
             request.fault = fault  # type: ignore[attr-defined]
-            response = self._handle(request, handler)
+            app_id = self.oauth_app_id if oauth else self.private_app_id
+            response = self._handle(request, handler, ("INTEGRATION", str(app_id)))
         if kind != "search":  # §7.3: search responses carry no ten-second headers
             response.headers.update(self.limits.headers(bucket, oauth=oauth))
         return response
 
-    def _handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+    def _handle(self, request: Request, handler: Callable[[Request], Response], writer: tuple[str, str]) -> Response:
         with self.lock:
+            self._writer = writer
             try:
                 return handler(request)
             except ApiError as exc:
@@ -341,6 +397,8 @@ class HubSpotSandbox:
             except Exception:  # an emulator bug: answer 500 and keep the traceback for the test
                 self.internal_errors.append(traceback.format_exc())
                 return error(500, "Internal error in the HubSpot sandbox.", "INTERNAL_ERROR")
+            finally:
+                self._writer = self.ui_source
 
     def _authenticate(self, request: Request) -> tuple[str, bool] | Response:
         """(rate-limit bucket, is OAuth) for a valid Bearer token, else the 401 of §8."""

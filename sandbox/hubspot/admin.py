@@ -18,6 +18,9 @@ authentication, no rate limits, not in the request log.
 | GET ``/_sandbox/requests``, ``/_sandbox/requests/counts`` | | the log; counts by endpoint and 429s |
 | POST ``/_sandbox/requests/reset``, ``/_sandbox/reset`` | | clear the log; reset everything |
 | GET ``/_sandbox/credentials`` | | the sandbox's own (fake) credentials |
+| GET/PUT ``/_sandbox/webhooks`` | PUT: keywords of ``configure_webhooks`` (``target_url``, ``client_secret``, ``app_id``, ``subscriptions``, ...) | the app's webhook settings (GET omits the secret) |
+| GET ``/_sandbox/webhooks/deliveries`` | | every delivery attempt, and the events dropped after the last retry |
+| DELETE ``/_sandbox/webhooks/pending`` | | forget undelivered events |
 """
 from __future__ import annotations
 
@@ -99,4 +102,9 @@ def admin_router(sandbox: "HubSpotSandbox") -> Router:
     router.add("POST", r"/_sandbox/requests/reset", lambda r: (sandbox.reset_log(), _done())[1])
     router.add("POST", r"/_sandbox/reset", lambda r: (sandbox.reset(), _done())[1])
     router.add("GET", r"/_sandbox/credentials", lambda r: _done(sandbox.credentials))
+    router.add("GET", r"/_sandbox/webhooks", lambda r: _done(sandbox.webhook_settings()))
+    router.add("PUT", r"/_sandbox/webhooks", lambda r: (sandbox.configure_webhooks(**_json(r)), _done())[1])
+    router.add("GET", r"/_sandbox/webhooks/deliveries", lambda r: _done({
+        "deliveries": sandbox.webhook_deliveries(), "dropped": sandbox.dropped_webhook_events()}))
+    router.add("DELETE", r"/_sandbox/webhooks/pending", lambda r: _done({"cleared": sandbox.webhooks.clear_pending()}))
     return router

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sandbox.clock import Clock
 from sandbox.hubspot.index import SortedKeys, make_key
@@ -78,6 +78,9 @@ class Store:
         self.company_currency = company_currency
         self.currencies = list(dict.fromkeys([company_currency, *(currencies or ["EUR", "GBP"])]))
         self.portal_id = portal_id
+        # Told of every write: (object type, "creation" | "propertyChange" | "deletion", record,
+        # changed values {name: value, "" when cleared}); the webhooks hang off it.
+        self.listener: Callable[[str, str, Record, dict[str, str]], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -198,12 +201,15 @@ class Store:
         self._remember_email(object_type, record, None)
         modified = max(now, created) if modified_ms is None else modified_ms
         self._after_write(object_type, record, None, modified, set(values))
+        if self.listener is not None:
+            self.listener(object_type, "creation", record, dict(record.properties))
         return record
 
     def update(self, object_type: str, record: Record, values: dict[str, str], *,
                modified_ms: int | None = None) -> None:
         """Apply validated values (``""`` clears) and bump the last-modified property."""
         self._detach_view(record)
+        before = dict(record.properties) if self.listener is not None else {}
         previous_stage = record.properties.get("dealstage")
         previous_email = record.properties.get("email")
         properties = record.properties
@@ -220,12 +226,19 @@ class Store:
         self._remember_email(object_type, record, previous_email)
         self._after_write(object_type, record, previous_stage, self.now_ms() if modified_ms is None else modified_ms,
                           set(values))
+        if self.listener is not None:
+            changed = {name: record.properties.get(name, "") for name in set(before) | set(record.properties)
+                       if before.get(name) != record.properties.get(name)}
+            if changed:
+                self.listener(object_type, "propertyChange", record, changed)
 
     def archive(self, object_type: str, record: Record) -> None:
         """Archived records disappear from reads and from search (§3.3)."""
         record.archived = True
         record.archived_at = iso(self.now_ms())
         self._unindex(object_type, record)
+        if self.listener is not None:
+            self.listener(object_type, "deletion", record, {})
         if object_type == "contacts" and record.properties.get("email"):
             if self.emails.get(record.properties["email"].lower()) == record.id:
                 del self.emails[record.properties["email"].lower()]
@@ -236,13 +249,17 @@ class Store:
         modified_name = MODIFIED[object_type]
         ids = []
         now = self.now_ms()
-        for row in rows:
-            values = {k: str(v) for k, v in row.items() if v is not None}
-            created = to_ms(values.pop("createdate")) if "createdate" in values else created_ms
-            modified = to_ms(values.pop(modified_name)) if modified_name in values else None
-            if created is not None and modified is None:
-                modified = max(now, created)
-            ids.append(self.create(object_type, values, created_ms=created, modified_ms=modified).id)
+        listener, self.listener = self.listener, None  # seeded rows stand for data that was already there
+        try:
+            for row in rows:
+                values = {k: str(v) for k, v in row.items() if v is not None}
+                created = to_ms(values.pop("createdate")) if "createdate" in values else created_ms
+                modified = to_ms(values.pop(modified_name)) if modified_name in values else None
+                if created is not None and modified is None:
+                    modified = max(now, created)
+                ids.append(self.create(object_type, values, created_ms=created, modified_ms=modified).id)
+        finally:
+            self.listener = listener
         return ids
 
     def _remember_email(self, object_type: str, record: Record, previous: str | None) -> None:

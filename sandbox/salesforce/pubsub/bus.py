@@ -1,8 +1,9 @@
 """The org's event bus: retained change events, their replay ids, delivery lag and allocation.
 
 Facts (shared/reference/realtime-and-auth.md §2.2–2.3):
-- events are kept 72 hours; a replay id outside that window, or one that is not a replay id of
-  this bus at all, fails the subscription with
+- events are kept 72 hours; a replay id naming an event no longer retained (unless it is still
+  the newest position, after which nothing can have been lost), or one that is not a replay id
+  of this bus at all, fails the subscription with
   ``sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted``
   (https://developer.salesforce.com/docs/platform/pub-sub-api/guide/event-message-durability.html,
   …/retry-rpc-calls.html);
@@ -93,7 +94,8 @@ class EventBus:
             self._purge()
             if position > self.latest:
                 raise CorruptReplayId("replay id from the future")
-            if position < self.floor:
+            # Valid: a retained event, the tip (nothing can be lost after it), or the very start.
+            if position <= self.floor and position != self.latest and not position == self.floor == 0:
                 raise CorruptReplayId("replay id older than the retention window")
         return position
 
