@@ -98,6 +98,7 @@ class WebhookEvent:
     subscription_id: str
     attempt: int
     change_source: str
+    source_id: str  # with changeSource INTEGRATION, the writing app's id (unverified; third-party captures)
 
 
 def parse_events(body: bytes) -> tuple[list[WebhookEvent], list[str]]:
@@ -142,4 +143,4 @@ def _event(entry: Any) -> WebhookEvent:
                         occurred_at=occurred_at, event_id=str(entry.get("eventId", "")),
                         portal_id=str(entry.get("portalId", "")), subscription_id=str(entry.get("subscriptionId", "")),
                         attempt=attempt if isinstance(attempt, int) else 0,
-                        change_source=str(entry.get("changeSource") or ""))
+                        change_source=str(entry.get("changeSource") or ""), source_id=str(entry.get("sourceId") or ""))

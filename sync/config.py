@@ -146,6 +146,7 @@ class HubSpotSection(Section):
     write_concurrency: Annotated[int, Field(ge=1, le=10)] = 2
     webhooks: bool = False
     webhook_url: Url | Literal[""] = ""
+    app_id: Annotated[str, Field(pattern=r"^\d*$")] = ""
 
 
 class WebhooksSection(Section):

@@ -285,3 +285,203 @@ def test_status_shows_each_stream_its_position_and_lag(sf):
         streams.stop()
     stopped = closedloop(sf, "status")  # nothing refreshes the rows any more; they go stale after a while
     assert LEAD_TOPIC in stopped.stdout
+
+
+# -- HubSpot webhooks ------------------------------------------------------------------------------
+
+
+SUBSCRIPTIONS = [{"subscriptionType": "contact.creation"},
+                 {"subscriptionType": "contact.propertyChange", "propertyName": "email"},
+                 {"subscriptionType": "contact.propertyChange", "propertyName": "cl_visitor_id"},
+                 {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage"},
+                 {"subscriptionType": "deal.propertyChange", "propertyName": "amount"}]
+
+
+def webhook_world(tmp_path, app_id: bool = False) -> World:
+    from support import free_port
+
+    world = World(tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hubspot/webhooks"
+    text = world.config_path.read_text().replace(
+        "[hubspot]\nenabled = true\n",
+        f'[hubspot]\nenabled = true\nwebhooks = true\nwebhook_url = "{url}"\n'
+        + (f'app_id = "{world.hubspot.credentials["webhook_app_id"]}"\n' if app_id else "")) \
+        + f"\n[webhooks]\nport = {port}\n"
+    world.config_path.write_text(text)
+    world.environ["CLOSEDLOOP_HUBSPOT_CLIENT_SECRET"] = world.hubspot.credentials["webhook_client_secret"]
+    from state import Store
+    from sync.config import load_config
+    from sync.jobs.base import JobRunner
+    from sync.ops.connections import Connections
+
+    world.store.dispose()
+    world.config = load_config(world.config_path, environ=world.environ)
+    world.store = Store(world.config.database_url)
+    world.connections = Connections(world.config)
+    world.runner = JobRunner(world.config, world.store, connections=world.connections)
+    world.webhook_url, world.webhook_port = url, port
+    return world
+
+
+class Receiver:
+    """The daemon's webhook receiver, served as the daemon serves it."""
+
+    def __init__(self, world, kicks) -> None:
+        from sync.capture.server import BackgroundServer
+        from sync.jobs.webhooks import Heartbeat, create_webhook_app
+
+        app = create_webhook_app(world.config, world.store, world.connections.mapping("hubspot"), kicks)
+        self.server = BackgroundServer(app, "127.0.0.1", world.webhook_port).start()
+        self.heartbeat = Heartbeat(world.store).start()
+
+    def stop(self) -> None:
+        self.heartbeat.stop()
+        self.server.stop()
+
+
+@pytest.fixture
+def hs(tmp_path):
+    world = webhook_world(tmp_path)
+    world.create_fields()
+    world.hubspot.configure_webhooks(target_url=world.webhook_url, subscriptions=SUBSCRIPTIONS)
+    yield world
+    world.close()
+
+
+def hs_queued(world, job="enrich") -> dict[str, QueuedChange]:
+    with world.store.session(readonly=True) as session:
+        return {row.record_id: row for row in session.exec(select(QueuedChange).where(
+            QueuedChange.crm == "hubspot", QueuedChange.job == job)).all()}
+
+
+def hs_stream(world) -> TriggerStream | None:
+    with world.store.session(readonly=True) as session:
+        return session.get(TriggerStream, ("hubspot", "webhooks"))
+
+
+def searches(world) -> int:
+    return world.hubspot.api_calls("/search")
+
+
+def test_a_hubspot_contact_is_enriched_from_its_webhook_without_a_poll(hs):
+    kicks = Kicks()
+    receiver = Receiver(hs, kicks)
+    try:
+        journey(hs, "visitor0201", "sam@beta.example")
+        hs.hubspot.reset_log()
+        contact = hs.hubspot.create("contacts", {"email": "sam@beta.example", "firstname": "Sam",
+                                                 "cl_visitor_id": "visitor0201"})
+        assert kicks.event.wait(15) and kicks.jobs[0] == {"enrich"}
+        assert set(hs_queued(hs)) == {contact}
+        outcome = hs.runner.execute(EnrichJob(hs.config, queued_only=True))
+        assert outcome.outcome == "ok", outcome.error
+        record = hs.hubspot.record("contacts", contact)
+        assert record["cl_first_click_source"] == "google" and record["cl_visit_count"] == "3"
+        assert searches(hs) == 0, "the contact was found by a search poll, not by its webhook"
+        assert hs_queued(hs) == {} and hs_stream(hs).state == "listening" and hs_stream(hs).events >= 1
+        assert all(d["status"] == 204 for d in hs.hubspot.webhook_deliveries())
+    finally:
+        receiver.stop()
+
+
+def test_closedloops_own_property_writes_come_back_and_are_not_enriched_again(hs):
+    kicks = Kicks()
+    receiver = Receiver(hs, kicks)
+    try:
+        journey(hs, "visitor0202", "kim@gamma.example")
+        contact = hs.hubspot.create("contacts", {"email": "kim@gamma.example"})  # matched by email, not visitor id
+        assert kicks.event.wait(15)
+        until(lambda: hs_stream(hs).events == 2, what="contact.creation and its email propertyChange")
+        hs.runner.execute(EnrichJob(hs.config, queued_only=True))
+        assert hs.hubspot.record("contacts", contact)["cl_visitor_id"] == "visitor0202"  # written by closedloop
+        until(lambda: hs_stream(hs).events == 3, what="the webhook of closedloop's own cl_visitor_id write")
+        assert hs_queued(hs) == {}, "closedloop's own write was queued for enrichment again"
+        calls = hs.hubspot.api_calls()
+        hs.runner.execute(EnrichJob(hs.config, queued_only=True))
+        assert hs.hubspot.api_calls() == calls
+    finally:
+        receiver.stop()
+
+
+def test_a_forged_or_stale_webhook_is_refused_with_401_and_stores_nothing(hs):
+    import json as json_module
+
+    import requests
+
+    from test_hubspot_webhooks import documented_signature, ms
+
+    receiver = Receiver(hs, Kicks())
+    try:
+        body = json_module.dumps([{"subscriptionType": "contact.creation", "objectId": 42, "occurredAt": 1}]).encode()
+        now = datetime.now(timezone.utc)
+        secret = hs.hubspot.credentials["webhook_client_secret"]
+        fresh, stale = ms(now), ms(now.replace(microsecond=0) - __import__("datetime").timedelta(minutes=6))
+        cases = {
+            "forged": {"X-HubSpot-Signature-v3": documented_signature("POST", hs.webhook_url, body, fresh,
+                                                                      secret="not-the-secret"),
+                       "X-HubSpot-Request-Timestamp": fresh},
+            "stale": {"X-HubSpot-Signature-v3": documented_signature("POST", hs.webhook_url, body, stale, secret),
+                      "X-HubSpot-Request-Timestamp": stale},
+            "unsigned": {},
+        }
+        for name, headers in cases.items():
+            answer = requests.post(hs.webhook_url, data=body, headers={"Content-Type": "application/json", **headers},
+                                   timeout=10)
+            assert answer.status_code == 401, name
+            assert answer.json() == {"error": "signature verification failed"}
+        assert hs_queued(hs) == {} and hs_stream(hs).last_event_at is None and hs_stream(hs).events == 0
+        good = requests.post(hs.webhook_url, data=body, timeout=10, headers={
+            "Content-Type": "application/json", "X-HubSpot-Request-Timestamp": fresh,
+            "X-HubSpot-Signature-v3": documented_signature("POST", hs.webhook_url, body, fresh, secret)})
+        assert good.status_code == 204 and set(hs_queued(hs)) == {"42"}
+    finally:
+        receiver.stop()
+
+
+def test_a_deal_stage_webhook_updates_the_deal_mirror_at_once(hs):
+    from state.models import DealRecord
+    from sync.jobs.revenue import RevenueJob
+
+    kicks = Kicks()
+    receiver = Receiver(hs, kicks)
+    try:
+        contact = hs.hubspot.create("contacts", {"email": "deal@delta.example"})
+        deal = hs.hubspot.create("deals", {"dealname": "Delta", "amount": "1200", "dealstage": "appointmentscheduled"})
+        hs.hubspot.associate(deal, contact)
+        kicks.event.clear()
+        hs.hubspot.update("deals", deal, {"dealstage": "closedwon"})
+        until(lambda: deal in hs_queued(hs, "revenue"), what="the deal queued for revenue")
+        hs.hubspot.reset_log()
+        outcome = hs.runner.execute(RevenueJob(hs.config, queued_only=True))
+        assert outcome.outcome == "ok", outcome.error
+        with hs.store.session(readonly=True) as session:
+            mirrored = session.get(DealRecord, ("hubspot", deal))
+        assert mirrored.stage == "closedwon" and mirrored.is_won and mirrored.amount == "1200"
+        assert searches(hs) == 0 and hs_queued(hs, "revenue") == {}
+    finally:
+        receiver.stop()
+
+
+def test_with_the_app_id_configured_events_of_closedloops_own_writes_are_dropped(tmp_path):
+    from sync.ops.metrics import REGISTRY
+
+    world = webhook_world(tmp_path, app_id=True)
+    try:
+        world.create_fields()
+        world.hubspot.configure_webhooks(target_url=world.webhook_url, subscriptions=SUBSCRIPTIONS)
+        receiver = Receiver(world, Kicks())
+        labels = {"crm": "hubspot", "channel": "webhooks", "outcome": "own_write"}
+        before = REGISTRY.get_sample_value("closedloop_trigger_events_total", labels) or 0
+        try:
+            journey(world, "visitor0203", "lee@eps.example")
+            contact = world.hubspot.create("contacts", {"email": "lee@eps.example"})
+            until(lambda: contact in hs_queued(world), what="queued")
+            world.runner.execute(EnrichJob(world.config, queued_only=True))
+            until(lambda: (REGISTRY.get_sample_value("closedloop_trigger_events_total", labels) or 0) > before,
+                  what="the own write's event counted as such")
+            assert hs_queued(world) == {}
+        finally:
+            receiver.stop()
+    finally:
+        world.close()

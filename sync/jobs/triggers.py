@@ -104,15 +104,20 @@ class Routing:
                 jobs.append("lifecycle")
         return [Change(job, entity, record_id, occurred_at) for record_id in record_ids for job in jobs]
 
-    def hubspot(self, kind: str, object_id: str, property_name: str, occurred_at: datetime | None) -> list[Change]:
-        """Changes for one HubSpot webhook event (``contact.creation``, ``deal.propertyChange``...)."""
+    def hubspot(self, kind: str, object_id: str, property_name: str, occurred_at: datetime | None, *,
+                written_by_another: bool = False) -> list[Change]:
+        """Changes for one HubSpot webhook event (``contact.creation``, ``deal.propertyChange``...).
+
+        A change of a property closedloop writes itself counts only when the event names
+        another writer (``written_by_another``): otherwise it is most likely closedloop's own."""
         object_type, _, action = kind.partition(".")
         name = {"contact": "contacts", "deal": "deals"}.get(object_type)
         jobs = []
         if name is None or action not in ("creation", "propertyChange", "restore"):
             return []
         created = action in ("creation", "restore")
-        if name in self.enriched and (created or property_name in self.match[name]):
+        ours = property_name in self.mapped.get(name, ()) and not written_by_another
+        if name in self.enriched and (created or (property_name in self.match[name] and not ours)):
             jobs.append("enrich")
         if name == self.deal_object:
             if self.revenue and (created or property_name in HUBSPOT_DEAL_PROPERTIES):

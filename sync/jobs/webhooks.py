@@ -49,10 +49,17 @@ def webhook_routes(config: Config, store: Store, mapping, kick: Callable[[set[st
         metrics.trigger_events.labels(CRM, WEBHOOK_CHANNEL, outcome).inc()
         return JSONResponse({"error": reason}, status_code=status)
 
+    app_id = settings.app_id
+
+    def own(event) -> bool:
+        return bool(app_id) and event.source_id == app_id and event.change_source in ("INTEGRATION", "API")
+
     def record(events) -> set[str]:
         now = clock()
-        changes = [change for event in events
-                   for change in routing.hubspot(event.kind, event.object_id, event.property_name, event.occurred_at)]
+        mine = [event for event in events if own(event)]
+        changes = [change for event in events if event not in mine
+                   for change in routing.hubspot(event.kind, event.object_id, event.property_name, event.occurred_at,
+                                                 written_by_another=bool(app_id and event.source_id))]
         moments = [event.occurred_at for event in events if event.occurred_at is not None]
         with store.session() as session:
             queue_changes(session, CRM, SOURCE_WEBHOOK, changes, now)
@@ -68,10 +75,11 @@ def webhook_routes(config: Config, store: Store, mapping, kick: Callable[[set[st
             if moments:
                 metrics.trigger_lag.labels(CRM, WEBHOOK_CHANNEL).set(max(0.0, (now - max(moments)).total_seconds()))
         relevant = {change.record_id for change in changes}
+        metrics.trigger_events.labels(CRM, WEBHOOK_CHANNEL, "own_write").inc(len(mine))
         metrics.trigger_events.labels(CRM, WEBHOOK_CHANNEL, "queued").inc(
             sum(1 for event in events if event.object_id in relevant))
         metrics.trigger_events.labels(CRM, WEBHOOK_CHANNEL, "ignored").inc(
-            sum(1 for event in events if event.object_id not in relevant))
+            sum(1 for event in events if event not in mine and event.object_id not in relevant))
         return {change.job for change in changes}
 
     async def receive(request: Request) -> Response:
