@@ -1,13 +1,41 @@
-"""All three emulators together, as ``closedloop sandbox`` and ``closedloop demo`` run them."""
+"""All three emulators together, as ``closedloop sandbox`` and ``closedloop demo`` run them.
+
+Triggers (issue 19): the Salesforce org publishes change events for Lead, Contact and
+Opportunity by default, on the Pub/Sub API at :attr:`SandboxSuite.pubsub_endpoint`
+(``localhost:PORT``, gRPC over TLS with the CA at ``salesforce.ca_path``). The HubSpot app is
+subscribed to contact creation, email and lifecycle-stage changes, deal creation, stage and
+amount changes, but has no target URL until :meth:`SandboxSuite.set_webhook_target` names the
+daemon's receiver (its port is known only once the daemon runs).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sandbox.clock import Clock
 from sandbox.ga4 import GA4Sandbox
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.salesforce import SalesforceSandbox
+
+
+CDC_ENTITIES = ("Lead", "Contact", "Opportunity")
+WEBHOOK_SUBSCRIPTIONS = (
+    {"subscriptionType": "contact.creation"},
+    {"subscriptionType": "contact.propertyChange", "propertyName": "email"},
+    {"subscriptionType": "contact.propertyChange", "propertyName": "lifecyclestage"},
+    {"subscriptionType": "deal.creation"},
+    {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage"},
+    {"subscriptionType": "deal.propertyChange", "propertyName": "amount"},
+)
+# Delays between a CRM write and the trigger reaching a subscriber, for benchmarks that want
+# the triggered path measured against something other than zero. Neither vendor publishes a
+# figure: these are assumptions of a second or two (pass them as ``salesforce=``/``hubspot=``
+# options, or use ``realistic_triggers=True``).
+REALISTIC_TRIGGER_DELAYS: dict[str, dict[str, Any]] = {
+    "salesforce": {"cdc_delivery_lag_seconds": 1.0, "cdc_delivery_jitter_seconds": 1.0},
+    "hubspot": {"webhooks": {"delivery_delay_seconds": 1.5}},
+}
 
 
 @dataclass
@@ -20,16 +48,35 @@ class SandboxSuite:
 
     @classmethod
     def start(cls, data_dir: Path, *, host: str = "127.0.0.1", ports: tuple[int, int, int] = (0, 0, 0),
-              clock: Clock | None = None, **options) -> "SandboxSuite":
+              pubsub_port: int = 0, clock: Clock | None = None, realistic_triggers: bool = False,
+              **options) -> "SandboxSuite":
+        """Start all three; ``options`` per emulator (``salesforce={...}``, ``hubspot={...}``,
+        ``ga4={...}``) override the defaults above; ``pubsub_port`` is the Pub/Sub API's port."""
         clock = clock or Clock()
-        suite = cls(SalesforceSandbox(data_dir=Path(data_dir) / "salesforce", clock=clock,
-                                      **options.get("salesforce", {})),
-                    HubSpotSandbox(clock=clock, **options.get("hubspot", {})),
+        salesforce = {"cdc_entities": CDC_ENTITIES, **(REALISTIC_TRIGGER_DELAYS["salesforce"] if realistic_triggers
+                                                        else {}), **options.get("salesforce", {})}
+        hubspot = dict(options.get("hubspot", {}))
+        hubspot["webhooks"] = {"subscriptions": list(WEBHOOK_SUBSCRIPTIONS),
+                               **(REALISTIC_TRIGGER_DELAYS["hubspot"]["webhooks"] if realistic_triggers else {}),
+                               **hubspot.get("webhooks", {})}
+        suite = cls(SalesforceSandbox(data_dir=Path(data_dir) / "salesforce", clock=clock, **salesforce),
+                    HubSpotSandbox(clock=clock, **hubspot),
                     GA4Sandbox(clock=clock, **options.get("ga4", {})))
-        suite.salesforce.start(host, ports[0])
+        suite.salesforce.start(host, ports[0], pubsub_port=pubsub_port)
         suite.hubspot.start(host, ports[1])
         suite.ga4.start(host, ports[2])
         return suite
+
+    @property
+    def pubsub_endpoint(self) -> str:
+        """``localhost:PORT`` of the Salesforce Pub/Sub API (TLS; trust ``salesforce.ca_path``)."""
+        return self.salesforce.pubsub_endpoint
+
+    def set_webhook_target(self, url: str, *, client_secret: str | None = None) -> None:
+        """Point the HubSpot app's webhooks at the daemon's receiver (the full URL HubSpot calls,
+        which is also what the v3 signature covers); optionally change the app's client secret
+        (default: ``hubspot.credentials["webhook_client_secret"]``)."""
+        self.hubspot.configure_webhooks(target_url=url, client_secret=client_secret)
 
     def stop(self) -> None:
         for emulator in (self.salesforce, self.hubspot, self.ga4):

@@ -328,3 +328,22 @@ def test_webhooks_through_the_http_control_api(sb, receiver):
 
 def datetime_of(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def test_the_suite_points_the_app_at_the_receiver_once_its_port_is_known(receiver, tmp_path):
+    """sandbox/suite.py: subscriptions are set up front, the target once the daemon listens."""
+    from sandbox.suite import SandboxSuite
+
+    suite = SandboxSuite.start(tmp_path)
+    try:
+        suite.hubspot.create("contacts", {"email": "early@example.com"})
+        suite.set_webhook_target(receiver.url, client_secret=SECRET)
+        assert receiver.nothing()  # nothing was queued without a target
+        client(suite.hubspot).crm.contacts.basic_api.create({"properties": {"email": "late@example.com"}},
+                                                            _request_timeout=TIMEOUT)
+        events = verified(receiver.take(), receiver.url)
+        assert {(e["subscriptionType"], e.get("propertyName")) for e in events} == {
+            ("contact.creation", None), ("contact.propertyChange", "email"),
+            ("contact.propertyChange", "lifecyclestage")}
+    finally:
+        suite.stop()

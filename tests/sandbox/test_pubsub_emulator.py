@@ -596,3 +596,31 @@ def test_cdc_and_pubsub_through_the_http_control_api(sb):
     assert settings["delivery_lag_seconds"] == 1.5
     sb.create("Contact", {"LastName": "Control"})
     assert [e["changeType"] for e in session.get(sb.url + "/_sandbox/change-events", timeout=5).json()] == ["CREATE"]
+
+
+def test_the_suite_serves_pubsub_with_leads_contacts_and_opportunities_selected(pb, tmp_path):
+    """sandbox/suite.py: the demo's and ``closedloop sandbox``'s org publishes the three entities."""
+    from sandbox.suite import SandboxSuite
+    from support import free_port
+
+    port = free_port()
+    suite = SandboxSuite.start(tmp_path, pubsub_port=port, salesforce={"pubsub_keepalive_seconds": 0.3})
+    try:
+        assert suite.pubsub_endpoint == f"localhost:{port}"
+        assert suite.salesforce.cdc_entities == ["Lead", "Contact", "Opportunity"]
+        client = Client(pb, suite.salesforce)
+        subscription = client.subscribe("/data/ChangeEvents", num_requested=10)
+        subscription.keepalive()
+        lead = new_lead(suite.salesforce)
+        ids = suite.salesforce.convert_lead(lead)
+        headers = [client.decode(e)["ChangeEventHeader"] for e in subscription.events(4)]
+        assert [(h["entityName"], h["changeType"], h["recordIds"]) for h in headers] == [
+            ("Lead", "CREATE", [lead]), ("Contact", "CREATE", [ids["contactId"]]),
+            ("Opportunity", "CREATE", [ids["opportunityId"]]), ("Lead", "UPDATE", [lead])]
+        conversion = headers[1:]  # one transaction: one key, sequence numbers from 1
+        assert len({h["transactionKey"] for h in conversion}) == 1
+        assert [h["sequenceNumber"] for h in conversion] == [1, 2, 3]
+        subscription.close()
+        client.close()
+    finally:
+        suite.stop()
