@@ -88,12 +88,21 @@ class SandboxSuite:
         return {"CLOSEDLOOP_SALESFORCE_CLIENT_ID": sf["client_id"],
                 "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET": sf["client_secret"],
                 "CLOSEDLOOP_HUBSPOT_TOKEN": hs["access_token"],
+                "CLOSEDLOOP_HUBSPOT_CLIENT_SECRET": hs["webhook_client_secret"],
                 "CLOSEDLOOP_GA4_API_SECRET": self.ga4.api_secret}
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
-               site_origin: str = "http://localhost:8000") -> str:
-        """A closedloop.toml pointing every integration at the emulators."""
+               site_origin: str = "http://localhost:8000", webhook_port: int | None = None) -> str:
+        """A closedloop.toml pointing every integration at the emulators. With ``webhook_port``
+        the triggers are on too: Salesforce change events from :attr:`pubsub_endpoint`, HubSpot
+        webhooks to a receiver on that port (point the app at it with :meth:`set_webhook_target`)."""
         lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
+        salesforce_triggers = hubspot_triggers = webhooks = ""
+        if webhook_port is not None:
+            salesforce_triggers = f'change_events = true\npubsub_endpoint = "{self.pubsub_endpoint}"\n'
+            hubspot_triggers = (f'webhooks = true\nwebhook_url = "http://127.0.0.1:{webhook_port}/hubspot/webhooks"\n'
+                                f'app_id = "{self.hubspot.credentials["webhook_app_id"]}"\n')
+            webhooks = f"\n[webhooks]\nport = {webhook_port}\n"
         return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
 [state]
 url = "{state_url}"
@@ -108,15 +117,15 @@ auth = "client_credentials"
 login_url = "{self.salesforce.url}"
 ca_bundle = "{self.salesforce.ca_path}"
 permission_set = "Closedloop_Integration"
-
+{salesforce_triggers}
 [hubspot]
 enabled = true
 host = "{self.hubspot.url}"
 # the sandbox's search index lag is {self.hubspot.store.index_lag_seconds:g}s; re-read twice that
 search_lag_seconds = {lag}
-
+{hubspot_triggers}
 [ga4]
 enabled = true
 measurement_id = "{self.ga4.measurement_id}"
 endpoint = "{self.ga4.url}"
-'''
+{webhooks}'''

@@ -498,10 +498,15 @@ def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int]) -> None:
 
     suite = SandboxSuite.start(data_dir, host=host, ports=ports)
     config_path = data_dir / "closedloop.toml"
-    config_path.write_text(suite.config(state_url=f"sqlite:///{(data_dir / 'closedloop.db').resolve()}"))
+    webhook_port = 8704  # the daemon's webhook receiver ([webhooks] port), where the HubSpot app posts
+    config_path.write_text(suite.config(state_url=f"sqlite:///{(data_dir / 'closedloop.db').resolve()}",
+                                        webhook_port=webhook_port))
+    suite.set_webhook_target(f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
     click.echo(f"Salesforce  {suite.salesforce.url}   (login and instance URL; CA {suite.salesforce.ca_path})")
     click.echo(f"HubSpot     {suite.hubspot.url}")
     click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id})")
+    click.echo(f"Triggers    Salesforce change events at {suite.pubsub_endpoint}; HubSpot webhooks to "
+               f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
     click.echo(f"\nA config pointing at them: {config_path}\nIts secrets, for your shell:")
     for name, value in suite.environment().items():
         click.echo(f"  export {name}={value}")

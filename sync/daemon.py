@@ -151,30 +151,7 @@ class Daemon:
                 kicked.set()  # another instance holds the job, or it failed: its queue waits for the next try
 
     def _start_triggers(self) -> list:
-        """The Salesforce change event streams and the HubSpot webhook receiver, as configured.
-        A trigger that cannot start is logged and left out: polling covers its CRM."""
-        settings = self.config.settings
-        started: list = []
-        if settings.salesforce.enabled and settings.salesforce.change_events:
-            from sync.jobs.cdc import CdcListener
-
-            try:
-                started.append(CdcListener(self.config, self.store, self.connections, self.kick).start())
-            except ClosedloopError as exc:
-                log.error("Salesforce change events not started: %s; polling instead", exc.user_message)
-        if settings.hubspot.enabled and settings.hubspot.webhooks:
-            from sync.jobs.webhooks import Heartbeat, create_webhook_app
-
-            app = create_webhook_app(self.config, self.store, self.connections.mapping("hubspot"), self.kick)
-            try:
-                server = BackgroundServer(app, settings.webhooks.host, settings.webhooks.port).start()
-            except OSError as exc:
-                log.error("HubSpot webhook receiver not started: %s; polling instead", exc)
-            else:
-                log.info("HubSpot webhook receiver on http://%s:%s/hubspot/webhooks (HubSpot calls %s)",
-                         settings.webhooks.host, server.port, settings.hubspot.webhook_url)
-                started += [server, Heartbeat(self.store).start()]
-        return started
+        return start_triggers(self.config, self.store, self.connections, self.kick)
 
     def _start_collector(self) -> BackgroundServer | None:
         settings = self.config.settings.collector
@@ -185,3 +162,30 @@ class Daemon:
 
         app = create_app(self.config, self.store, job_intervals=job_intervals(self.config))
         return BackgroundServer(app, settings.host, settings.port).start()
+
+
+def start_triggers(config: Config, store: Store, connections, kick: Callable[[set[str]], None]) -> list:
+    """The Salesforce change event streams and the HubSpot webhook receiver, as configured.
+    A trigger that cannot start is logged and left out: polling covers its CRM."""
+    settings = config.settings
+    started: list = []
+    if settings.salesforce.enabled and settings.salesforce.change_events:
+        from sync.jobs.cdc import CdcListener
+
+        try:
+            started.append(CdcListener(config, store, connections, kick).start())
+        except ClosedloopError as exc:
+            log.error("Salesforce change events not started: %s; polling instead", exc.user_message)
+    if settings.hubspot.enabled and settings.hubspot.webhooks:
+        from sync.jobs.webhooks import Heartbeat, create_webhook_app
+
+        app = create_webhook_app(config, store, connections.mapping("hubspot"), kick)
+        try:
+            server = BackgroundServer(app, settings.webhooks.host, settings.webhooks.port).start()
+        except OSError as exc:
+            log.error("HubSpot webhook receiver not started: %s; polling instead", exc)
+        else:
+            log.info("HubSpot webhook receiver on http://%s:%s/hubspot/webhooks (HubSpot calls %s)",
+                     settings.webhooks.host, server.port, settings.hubspot.webhook_url)
+            started += [server, Heartbeat(store).start()]
+    return started

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -23,12 +24,14 @@ from rich.table import Table
 from sqlmodel import func, select
 
 from state import Store
-from state.models import LeadSync, RevenueLedger
+from state.models import LeadSync, QueuedChange, RevenueLedger
 from sync.capture.app import create_app
 from sync.capture.server import BackgroundServer
 from sync.config import load_config
 from sync.jobs import job_intervals, registry
+from sync.daemon import start_triggers
 from sync.jobs.base import JobRunner
+from sync.jobs.enrich import EnrichJob
 from sync.jobs.fields import missing_fields
 from sync.journey.hits import journey_settings
 from sync.journey.variables import VARIABLES
@@ -55,14 +58,16 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
     suite = SandboxSuite.start(directory / "sandbox")
-    collector = None
+    collector, triggers = None, []
     try:
         with progress:
             step = progress.add_task("Starting the sandbox and closedloop", total=3)
-            collector_port = free_port()
+            collector_port, webhook_port = free_port(), free_port()
             config_path = directory / "closedloop.toml"
             config_path.write_text(suite.config(state_url=f"sqlite:///{directory / 'closedloop.db'}",
-                                                collector_port=collector_port, site_origin=SITE_ORIGIN))
+                                                collector_port=collector_port, site_origin=SITE_ORIGIN,
+                                                webhook_port=webhook_port))
+            suite.set_webhook_target(f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
             config = load_config(config_path, environ=suite.environment())
             store = Store(config.database_url)
             store.migrate()
@@ -77,6 +82,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             progress.advance(step)
             app = create_app(config, store, job_intervals=job_intervals(config))
             collector = BackgroundServer(app, "127.0.0.1", collector_port).start()
+            triggers = start_triggers(config, store, connections, kick=lambda jobs: None)
             progress.advance(step)
 
             generator = TrafficGenerator(f"http://127.0.0.1:{collector_port}", suite.ga4.url,
@@ -107,8 +113,12 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
                 progress.advance(leads)
 
             jobs = {job.name: job(config) for job in registry()}
-            step = progress.add_task("closedloop enriching the new leads", total=1)
-            runner.execute(jobs["enrich"])
+            step = progress.add_task("closedloop enriching the new leads the CRMs told it about", total=2)
+            triggered = _await_triggers(store, {("salesforce", lead) for _, lead in sf_leads}
+                                        | {("hubspot", contact) for _, contact in hs_contacts})
+            runner.execute(EnrichJob(config, queued_only=True))  # no poll: only what the triggers queued
+            progress.advance(step)
+            runner.execute(jobs["enrich"])  # the safety-net poll finds nothing left to write
             progress.advance(step)
 
             pipeline = progress.add_task("Sales working the pipeline (deals won and lost)",
@@ -153,10 +163,12 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
                 progress.advance(pipeline)
 
             step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4)", total=3)
+            _settle(store)  # the sales team's changes are announced too: let the triggers catch up
             for name in ("enrich", "revenue", "lifecycle"):
                 runner.execute(jobs[name])
                 progress.advance(step)
         summary = _summarise(directory, config, store, suite, connections, beacons, len(plan), created)
+        summary["leads_announced_by_triggers"] = triggered
         html = directory / "report.html"
         settings = journey_settings(config)
         with store.session(readonly=True) as session:
@@ -167,9 +179,37 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
         _print(console, summary)
         return summary
     finally:
+        for trigger in reversed(triggers):
+            trigger.stop()
         if collector is not None:
             collector.stop()
         suite.stop()
+
+
+def _await_triggers(store: Store, records: set[tuple[str, str]], timeout: float = 30.0) -> int:
+    """Wait until the CRMs' change events and webhooks have queued every new lead (or the
+    timeout passes: the poll after it catches any stragglers); returns how many were queued."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with store.session(readonly=True) as session:
+            queued = {(row.crm, row.record_id) for row in session.exec(
+                select(QueuedChange).where(QueuedChange.job == "enrich")).all()}
+        if records <= queued or time.monotonic() > deadline:
+            return len(records & queued)
+        time.sleep(0.1)
+
+
+def _settle(store: Store, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until no new change has been queued for ``quiet`` seconds (or ``timeout`` passed)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        with store.session(readonly=True) as session:
+            state = session.exec(select(func.count(), func.max(QueuedChange.queued_at)).select_from(QueuedChange)).one()
+        if state != last:
+            last, since = state, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
 
 
 def _summarise(directory, config, store, suite, connections, beacons, visitors, created_fields) -> dict:
@@ -239,6 +279,8 @@ def _print(console: Console, summary: dict) -> None:
                   f"[bold]{enriched['hubspot']}[/bold] HubSpot contacts were enriched "
                   f"([bold]{summary['fields_written']}[/bold] field values written); "
                   f"{summary['leads_without_web_journey']} had no web journey.")
+    console.print(f"{summary['leads_announced_by_triggers']} of the new leads were announced by the CRMs "
+                  "themselves (Salesforce change events, HubSpot webhooks) and enriched before any poll.")
     sample = summary["sample_lead"]
     if sample.get("id"):
         from mappings.model import load_mapping

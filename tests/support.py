@@ -12,8 +12,10 @@ class World:
     """The sandbox suite, a closedloop config pointing at it, a migrated store and a job runner:
     closedloop exactly as a user runs it, minus the scheduler."""
 
-    def __init__(self, tmp_path, extra_config: str = "", **suite_options) -> None:
-        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``."""
+    def __init__(self, tmp_path, extra_config: str = "", *, triggers: bool = False, **suite_options) -> None:
+        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``; with
+        ``triggers`` the config turns on Salesforce change events and HubSpot webhooks (the
+        HubSpot app calls a receiver on ``webhook_port``) and the collector gets a free port."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
@@ -22,8 +24,12 @@ class World:
 
         self.suite = SandboxSuite.start(tmp_path / "sandbox", **suite_options)
         self.config_path = tmp_path / "closedloop.toml"
-        self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}")
+        self.webhook_port = free_port() if triggers else None
+        options = {"webhook_port": self.webhook_port, "collector_port": free_port()} if triggers else {}
+        self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}", **options)
                                     + "\n" + extra_config)
+        if triggers:
+            self.suite.set_webhook_target(f"http://127.0.0.1:{self.webhook_port}/hubspot/webhooks")
         self.environ = self.suite.environment()
         self.config = load_config(self.config_path, environ=self.environ)
         self.store = Store(self.config.database_url)

@@ -485,3 +485,36 @@ def test_with_the_app_id_configured_events_of_closedloops_own_writes_are_dropped
             receiver.stop()
     finally:
         world.close()
+
+
+def test_the_daemon_enriches_new_leads_in_both_crms_from_their_triggers(tmp_path):
+    """The real daemon: change event streams, the webhook receiver and the kicked runs together."""
+    from state.models import JobRun
+    from sync.daemon import Daemon
+
+    world = World(tmp_path, triggers=True)
+    world.create_fields()
+    daemon = Daemon(world.config, world.store)
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    try:
+        def first_poll_done():
+            with world.store.session(readonly=True) as session:
+                return session.exec(select(JobRun).where(JobRun.job == "enrich", JobRun.finished_at.is_not(None))).first()
+        until(first_poll_done, what="the first scheduled enrich run")
+        until(lambda: connected(world) and connected(world, OPPORTUNITY_TOPIC), what="streams connected")
+        journey(world, "visitor0301", "ann@one.example")
+        journey(world, "visitor0302", "bo@two.example")
+        world.salesforce.reset_log()
+        world.hubspot.reset_log()
+        lead = world.salesforce.create("Lead", {"LastName": "Ann", "Company": "One", "CL_Visitor_Id__c": "visitor0301"})
+        contact = world.hubspot.create("contacts", {"email": "bo@two.example"})
+        until(lambda: (world.salesforce.record(lead) or {}).get("CL_First_Click_Channel__c"), what="the lead enriched")
+        until(lambda: (world.hubspot.record("contacts", contact) or {}).get("cl_first_click_channel"),
+              what="the contact enriched")
+        assert polls(world) == [] and searches(world) == 0, "a poll, not a trigger, found them"
+    finally:
+        daemon.request_stop()
+        thread.join(60)
+        world.close()
+    assert not thread.is_alive()

@@ -191,8 +191,10 @@ class CrmEnricher:
             rows = waiting(self.ctx.store, self.crm, EnrichJob.name, limit=QUEUE_BATCH)
             if not rows:
                 return
+            # People first: a deal finds its person through the person's own enrichment.
+            order = [*self.profile.person_objects, self.profile.deal_object]
             by_object: dict[str, list] = {}
-            for row in rows:
+            for row in sorted(rows, key=lambda row: order.index(row.object) if row.object in order else len(order)):
                 by_object.setdefault(row.object, []).append(row)
             for object_name, queued in by_object.items():
                 self.enrich_queued(object_name, queued)

@@ -80,9 +80,11 @@ class Routing:
         self.enriched = set(self.match)
 
     def topics(self) -> list[str]:
-        """The Salesforce change event channels worth a subscription: leads, and opportunities
-        where they are enriched or their revenue goes to GA4."""
-        wanted = ["Lead"] + (["Opportunity"] if "Opportunity" in self.enriched or self.ga4 else [])
+        """The Salesforce change event channels worth a subscription: leads; contacts where they
+        are mapped (a converted lead's contact is created then, and deals find their person
+        through it); opportunities where they are enriched or their revenue goes to GA4."""
+        wanted = ["Lead"] + (["Contact"] if "Contact" in self.enriched else []) \
+            + (["Opportunity"] if "Opportunity" in self.enriched or self.ga4 else [])
         return [TOPICS[name] for name in wanted]
 
     def salesforce(self, entity: str, record_ids: Iterable[str], change_type: str, changed: Iterable[str],

@@ -37,7 +37,8 @@ def _use_the_sandbox(process, ports, tmp_path):
     assert f"https://localhost:{ports[0]}" in output and f'login_url = "https://localhost:{ports[0]}"' in config
     exports = dict(re.findall(r"export (\w+)=(\S+)", output))
     assert set(exports) == {"CLOSEDLOOP_SALESFORCE_CLIENT_ID", "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET",
-                            "CLOSEDLOOP_HUBSPOT_TOKEN", "CLOSEDLOOP_GA4_API_SECRET"}
+                            "CLOSEDLOOP_HUBSPOT_TOKEN", "CLOSEDLOOP_HUBSPOT_CLIENT_SECRET", "CLOSEDLOOP_GA4_API_SECRET"}
+    assert "change_events = true" in config and "webhooks = true" in config  # the triggers are on
     ca = str(tmp_path / "sbx" / "salesforce" / "ca.pem")
     token = requests.post(f"https://localhost:{ports[0]}/services/oauth2/token", verify=ca, timeout=5,
                           data={"grant_type": "client_credentials"},
