@@ -21,6 +21,7 @@ from sync.jobs.triggers import mark_polled, poll_due, triggers_healthy
 from test_enrich import journey
 
 LEAD_TOPIC, OPPORTUNITY_TOPIC = "/data/LeadChangeEvent", "/data/OpportunityChangeEvent"
+TOPICS = [LEAD_TOPIC, "/data/ContactChangeEvent", OPPORTUNITY_TOPIC]
 
 
 def until(predicate, timeout: float = 20.0, what: str = "condition"):
@@ -47,7 +48,7 @@ class Kicks:
 
 
 def cdc_world(tmp_path, **suite_options) -> World:
-    world = World(tmp_path, salesforce={"cdc_entities": ["Lead", "Opportunity"], **suite_options})
+    world = World(tmp_path, salesforce={"cdc_entities": ["Lead", "Contact", "Opportunity"], **suite_options})
     text = world.config_path.read_text().replace(
         "[salesforce]\nenabled = true\n",
         f'[salesforce]\nenabled = true\nchange_events = true\npubsub_endpoint = "{world.salesforce.pubsub_endpoint}"\n')
@@ -115,7 +116,7 @@ def test_a_salesforce_lead_is_enriched_from_its_change_event_without_a_poll(sf):
     kicks = Kicks()
     streams = listener(sf, kicks)
     try:
-        until(lambda: connected(sf) and connected(sf, OPPORTUNITY_TOPIC), what="both streams connected")
+        until(lambda: all(connected(sf, topic) for topic in TOPICS), what="both streams connected")
         journey(sf, "visitor0101", "pat@acme.example")
         sf.salesforce.reset_log()
         lead = sf.salesforce.create("Lead", {"LastName": "Pat", "Company": "Acme", "Email": "pat@acme.example",
@@ -187,9 +188,9 @@ def test_an_expired_replay_id_resubscribes_at_the_tip_and_polls_the_gap(sf):
 def test_stream_loss_falls_back_to_polling_and_recovers(sf):
     kicks = Kicks()
     streams = listener(sf, kicks)
-    channels = [LEAD_TOPIC, OPPORTUNITY_TOPIC]
+    channels = TOPICS
     try:
-        until(lambda: connected(sf) and connected(sf, OPPORTUNITY_TOPIC), what="connected")
+        until(lambda: all(connected(sf, topic) for topic in TOPICS), what="connected")
         sf.run("enrich")  # the regular first poll
         earlier = sf.salesforce.create("Lead", {"LastName": "Earlier", "Company": "Acme"})
         until(lambda: earlier in queued(sf), what="a position stored before the outage")
@@ -259,7 +260,7 @@ def closedloop(world, *args):
 def test_check_tells_whether_change_data_capture_is_enabled(sf):
     ok = closedloop(sf, "check")
     assert ok.returncode == 0, ok.stderr
-    assert "salesforce: change events: /data/LeadChangeEvent, /data/OpportunityChangeEvent reachable" in ok.stdout
+    assert "salesforce: change events: /data/LeadChangeEvent, /data/ContactChangeEvent, /data/OpportunityChangeEvent reachable" in ok.stdout
     sf.salesforce.disable_cdc("Opportunity")
     missing = closedloop(sf, "check")
     assert missing.returncode == 2
@@ -502,7 +503,7 @@ def test_the_daemon_enriches_new_leads_in_both_crms_from_their_triggers(tmp_path
             with world.store.session(readonly=True) as session:
                 return session.exec(select(JobRun).where(JobRun.job == "enrich", JobRun.finished_at.is_not(None))).first()
         until(first_poll_done, what="the first scheduled enrich run")
-        until(lambda: connected(world) and connected(world, OPPORTUNITY_TOPIC), what="streams connected")
+        until(lambda: all(connected(world, topic) for topic in TOPICS), what="streams connected")
         journey(world, "visitor0301", "ann@one.example")
         journey(world, "visitor0302", "bo@two.example")
         world.salesforce.reset_log()
