@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import fastavro
 import grpc
