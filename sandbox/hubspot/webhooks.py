@@ -30,7 +30,14 @@ Emulator choices: the exact retry delays are not published, so attempt n+1 follo
 ``RETRY_DELAYS[n]`` seconds (1 min … 10 h 9 min, 24 h in all) ±``jitter``; all times are on the
 emulator's clock, times ``retry_time_scale`` (tests advance the clock; benchmarks shrink the
 scale). 3xx answers are failures (HubSpot is not known to follow redirects). Settings apply
-at once (HubSpot: up to 5 minutes).
+at once (HubSpot: up to 5 minutes). The delivery log and the dropped list keep the latest
+10,000 entries.
+
+Not emulated: the Webhooks Journal (reference §1.3). Its endpoints and the ``{currentOffset,
+expiresAt, url}`` answers are specified, but the file behind ``url`` (the events themselves)
+is known only from third-party summaries, and whether a single-account app may mint the
+client-credentials token it needs is open; an emulator would have to invent both, and a
+client tested against the invention would prove nothing.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ import json
 import random
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +67,7 @@ BATCH_LIMIT = 100
 MAX_ATTEMPTS = 10
 RETRY_DELAYS = (60, 300, 900, 1800, 3600, 7200, 14400, 21600, 36540)  # seconds after attempts 0..8
 _TICK = 0.02
+_LOG_LIMIT = 10_000
 _KEEP: Any = object()  # "leave this setting alone" (None is a meaningful target_url)
 
 
@@ -100,8 +109,8 @@ class Webhooks:
         self.jitter = 0.1
         self.verify: bool | str = True
         self.pending: list[_Pending] = []
-        self.deliveries: list[dict[str, Any]] = []
-        self.dropped: list[dict[str, Any]] = []
+        self.deliveries: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
+        self.dropped: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
         self._event_ids = itertools.count(1_000_000_001)
         self._subscription_ids = itertools.count(3_329_277)
         self._random = random.Random(seed)

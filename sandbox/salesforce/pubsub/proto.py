@@ -24,18 +24,10 @@ def _message(name: str):
     return message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"eventbus.v1.{name}"))
 
 
-TopicRequest = _message("TopicRequest")
-TopicInfo = _message("TopicInfo")
-SchemaRequest = _message("SchemaRequest")
-SchemaInfo = _message("SchemaInfo")
-FetchRequest = _message("FetchRequest")
-FetchResponse = _message("FetchResponse")
-ConsumerEvent = _message("ConsumerEvent")
-ProducerEvent = _message("ProducerEvent")
-PublishRequest = _message("PublishRequest")
-PublishResponse = _message("PublishResponse")
-ManagedFetchRequest = _message("ManagedFetchRequest")
-ManagedFetchResponse = _message("ManagedFetchResponse")
+(TopicRequest, TopicInfo, SchemaRequest, SchemaInfo, FetchRequest, FetchResponse, ConsumerEvent, ProducerEvent,
+ PublishRequest, PublishResponse, ManagedFetchRequest, ManagedFetchResponse) = map(_message, (
+    "TopicRequest", "TopicInfo", "SchemaRequest", "SchemaInfo", "FetchRequest", "FetchResponse", "ConsumerEvent",
+    "ProducerEvent", "PublishRequest", "PublishResponse", "ManagedFetchRequest", "ManagedFetchResponse"))
 
 _presets = _pool.FindEnumTypeByName("eventbus.v1.ReplayPreset").values_by_name
 LATEST, EARLIEST, CUSTOM = (_presets[name].number for name in ("LATEST", "EARLIEST", "CUSTOM"))
