@@ -2,7 +2,9 @@
 
 =====================  ====================================================================
 ``salesforce``         Salesforce REST through simple-salesforce (``salesforce_auth``: OAuth)
+``salesforce_pubsub``  Change Data Capture over the Pub/Sub API (gRPC, Avro; ``pubsub_api.proto``)
 ``hubspot``            HubSpot CRM through hubspot-api-client
+``hubspot_webhooks``   HubSpot's webhook batches and their v3 signatures
 ``ga4``                the GA4 Measurement Protocol (validation and a careful sender)
 ``base``               the CRM interface and its record types
 ``http``               sessions with timeouts, trusted CAs and call counting

@@ -2,8 +2,10 @@
 
 Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
 ``lifecycle``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
-``ga4_events``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``) and field
-creation (``fields``).
+``ga4_events``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``), field
+creation (``fields``) and the CRMs' triggers: what a change notification means and the queue
+it fills (``triggers``), the Salesforce change event streams (``cdc``) and the HubSpot webhook
+receiver (``webhooks``, its own small Starlette app, never among the collector's routes).
 
 This is the room that drives adapters: it may import ``adapters``, ``mappings``, ``state``,
 ``sync.config``, ``sync.journey``, ``sync.capture``'s stitching and identity, and ``sync.ops``.
