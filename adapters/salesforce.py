@@ -305,6 +305,32 @@ class SalesforceAdapter:
                 found[row["Id"]] = row
         return found
 
+    @staticmethod
+    def event_snapshot(values: dict[str, Any]) -> dict[str, Any]:
+        """A change event's field values as the REST API would return them (JSON-safe), so a
+        created record can be enriched from its create event without reading it again."""
+        snapshot: dict[str, Any] = {}
+        for name, value in values.items():
+            if isinstance(value, datetime):
+                value = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+            elif isinstance(value, date):
+                value = value.isoformat()
+            elif isinstance(value, Decimal):
+                value = float(value)
+            elif not isinstance(value, (str, int, float, bool)):
+                continue
+            snapshot[name] = value
+        return snapshot
+
+    @staticmethod
+    def record_from_snapshot(object_name: str, record_id: str, snapshot: dict[str, Any]) -> LeadRecord | None:
+        """The record a create event described (None when the event lacks its creation time)."""
+        if not snapshot.get("CreatedDate"):
+            return None
+        row = {"Id": record_id, "SystemModstamp": snapshot.get("LastModifiedDate") or snapshot["CreatedDate"],
+               **snapshot}
+        return _lead_record(object_name, row)
+
     # -- writes -----------------------------------------------------------------------
 
     def update_records(self, updates: list[LeadUpdate]) -> list[WriteResult]:

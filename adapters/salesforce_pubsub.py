@@ -84,6 +84,8 @@ class ChangeEvent:
     commit_at: datetime | None
     changed_fields: tuple[str, ...]
     replay_id: bytes
+    values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # body fields, non-null,
+    # compound fields' components at the top level as REST has them (create events carry them all)
 
 
 @dataclass(frozen=True)
@@ -168,13 +170,21 @@ def decode_event(payload: bytes, schema: dict[str, Any], replay_id: bytes) -> Ch
     record = schemaless_reader(BytesIO(payload), schema)
     header = record.get("ChangeEventHeader") or {}
     commit = header.get("commitTimestamp")
+    values: dict[str, Any] = {}
+    for name, value in record.items():
+        if name == "ChangeEventHeader" or value is None:
+            continue
+        if isinstance(value, dict):  # a compound field (Name): its components, as REST returns them
+            values.update({part: inner for part, inner in value.items() if inner is not None})
+        else:
+            values[name] = value
     return ChangeEvent(entity=str(header.get("entityName") or ""),
                        record_ids=tuple(str(i) for i in header.get("recordIds") or ()),
                        change_type=str(header.get("changeType") or ""),
                        change_origin=str(header.get("changeOrigin") or ""),
                        commit_at=datetime.fromtimestamp(commit / 1000, timezone.utc) if commit else None,
                        changed_fields=decode_bitmap(header.get("changedFields"), schema),
-                       replay_id=replay_id)
+                       replay_id=replay_id, values=values)
 
 
 class PubSubClient:

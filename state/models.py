@@ -283,6 +283,9 @@ class QueuedChange(SQLModel, table=True):
     occurred_at: Optional[datetime] = _when(default=None)
     queued_at: datetime = _when(default_factory=utcnow)
     version: int = 1
+    # A Salesforce create event's field values: the record as created, so enrichment need not
+    # read it again. Dropped when the record changes again before it is processed.
+    snapshot: Optional[dict[str, Any]] = Field(default=None, sa_type=JSON)
 
 
 class TriggerStream(SQLModel, table=True):

@@ -40,7 +40,7 @@ class CdcListener:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.routing = Routing(config, CRM, connections.mapping(CRM))
         self.topics = self.routing.topics()
-        adapter = connections.adapter(CRM)
+        adapter = self.adapter = connections.adapter(CRM)
         self.client = PubSubClient(settings.pubsub_endpoint, adapter.pubsub_auth,
                                    ca_bundle=connections.ca_bundle(settings.ca_bundle),
                                    timeout=settings.timeout_seconds, counter=connections.counter)
@@ -84,7 +84,8 @@ class CdcListener:
         own = [event for event in delivery.events if from_client(event.change_origin, CALL_OPTIONS_CLIENT)]
         others = [event for event in delivery.events if event not in own]
         changes = [change for event in others for change in self.routing.salesforce(
-            event.entity, event.record_ids, event.change_type, event.changed_fields, event.commit_at)]
+            event.entity, event.record_ids, event.change_type, event.changed_fields, event.commit_at,
+            self.adapter.event_snapshot(event.values) if event.values else None)]
         commits = [event.commit_at for event in delivery.events if event.commit_at is not None]
         with self.store.session() as session:
             queue_changes(session, CRM, SOURCE_CDC, changes, now)

@@ -208,9 +208,23 @@ class CrmEnricher:
         object_mapping = self.mapping.get(object_name)
         records = []
         if object_mapping is not None and object_mapping.fields:
-            ids = list(dict.fromkeys(row.record_id for row in queued))
-            records = [record for record in self.adapter.read_records(object_name, ids, self.read_fields(object_mapping))
-                       if not (object_name == "Lead" and record.converted)]
+            # A record as its create event described it needs no read (and the event of
+            # closedloop's write is dropped): one API call per created lead, the write. Only for
+            # a record closedloop has never processed: otherwise the event is older news.
+            fresh = [row for row in queued if row.snapshot and row.version == 1]
+            if fresh:
+                with self.ctx.store.session(readonly=True) as session:
+                    seen = set(session.exec(select(LeadSync.record_id).where(
+                        LeadSync.crm == self.crm, LeadSync.object == object_name,
+                        LeadSync.record_id.in_([row.record_id for row in fresh]))).all())
+                fresh = [row for row in fresh if row.record_id not in seen]
+            created = {row.record_id: self.adapter.record_from_snapshot(object_name, row.record_id, row.snapshot)
+                       for row in fresh}
+            records = [record for record in created.values() if record is not None]
+            ids = list(dict.fromkeys(row.record_id for row in queued if created.get(row.record_id) is None))
+            if ids:
+                records += self.adapter.read_records(object_name, ids, self.read_fields(object_mapping))
+            records = [record for record in records if not (object_name == "Lead" and record.converted)]
             metrics.records_read.labels(self.crm, object_name).inc(len(records))
             self.ctx.result.records_read += len(records)
         if records:

@@ -56,6 +56,7 @@ class Change:
     object: str
     record_id: str
     occurred_at: datetime | None
+    snapshot: dict | None = None  # a create event's field values (REST form), for enrich
 
 
 class Routing:
@@ -88,8 +89,9 @@ class Routing:
         return [TOPICS[name] for name in wanted]
 
     def salesforce(self, entity: str, record_ids: Iterable[str], change_type: str, changed: Iterable[str],
-                   occurred_at: datetime | None) -> list[Change]:
-        """Changes for one Salesforce change event (not one closedloop caused: the caller drops those)."""
+                   occurred_at: datetime | None, snapshot: dict | None = None) -> list[Change]:
+        """Changes for one Salesforce change event (not one closedloop caused: the caller drops those).
+        ``snapshot``: a create (or undelete) event's field values, kept for enrich."""
         kind = change_type.upper()
         if kind in ("DELETE", "GAP_DELETE"):
             return []
@@ -104,7 +106,9 @@ class Routing:
                 jobs.append("revenue")
             if self.lifecycle and (anything or "StageName" in fields):
                 jobs.append("lifecycle")
-        return [Change(job, entity, record_id, occurred_at) for record_id in record_ids for job in jobs]
+        whole = snapshot if kind in ("CREATE", "UNDELETE") else None
+        return [Change(job, entity, record_id, occurred_at, whole if job == "enrich" else None)
+                for record_id in record_ids for job in jobs]
 
     def hubspot(self, kind: str, object_id: str, property_name: str, occurred_at: datetime | None, *,
                 written_by_another: bool = False) -> list[Change]:
@@ -141,9 +145,11 @@ def queue_changes(session: Session, crm: str, source: str, changes: Iterable[Cha
         occurred = change.occurred_at if earlier is None or earlier["occurred_at"] is None or (
             change.occurred_at is not None and change.occurred_at < earlier["occurred_at"]) else earlier["occurred_at"]
         rows[key] = {"crm": crm, "job": change.job, "object": change.object, "record_id": change.record_id,
-                     "source": source, "occurred_at": occurred, "queued_at": now, "version": 1}
+                     "source": source, "occurred_at": occurred, "queued_at": now, "version": 1,
+                     "snapshot": change.snapshot if earlier is None else None}
     upsert(session, QueuedChange, list(rows.values()), ["crm", "job", "object", "record_id"],
-           lambda table, new: {"version": table.version + 1, "source": new.source, "occurred_at": case(
+           lambda table, new: {"version": table.version + 1, "source": new.source, "snapshot": None,
+                               "occurred_at": case(
                (table.occurred_at.is_(None), new.occurred_at), (new.occurred_at.is_(None), table.occurred_at),
                (new.occurred_at < table.occurred_at, new.occurred_at), else_=table.occurred_at)})
     return len(rows)

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('occurred_at', state.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('queued_at', state.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('crm', 'job', 'object', 'record_id')
     )
     op.create_index('ix_queued_changes_job', 'queued_changes', ['crm', 'job', 'queued_at'], unique=False)
