@@ -410,7 +410,7 @@ def test_a_forged_or_stale_webhook_is_refused_with_401_and_stores_nothing(hs):
 
     import requests
 
-    from test_hubspot_webhooks import documented_signature, ms
+    from test_webhook_signatures import documented_signature, ms
 
     receiver = Receiver(hs, Kicks())
     try:
