@@ -22,6 +22,7 @@ from within :data:`HEALTHY_WITHIN`) the enrich job polls that CRM only every
 """
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -260,10 +261,8 @@ class TriggerStatus:
 
 def trigger_status(store: Store, config: Config, connections, now: datetime) -> list[TriggerStatus]:
     """Every configured trigger channel of every enabled CRM, with what the store knows of it."""
-    from state.models import TriggerStream as Row
-
     with store.session(readonly=True) as session:
-        rows = {(row.crm, row.channel): row for row in session.exec(select(Row)).all()}
+        rows = {(row.crm, row.channel): row for row in session.exec(select(TriggerStream)).all()}
         depth = queue_depth(session)
     found = []
     for crm in connections.enabled_crms():
@@ -276,8 +275,6 @@ def trigger_status(store: Store, config: Config, connections, now: datetime) -> 
                 state = "stale"  # no daemon has refreshed it: none is running, or it hangs
             position = ""
             if row is not None and row.position:
-                import base64
-
                 position = base64.b64decode(row.position).hex()
                 position = position if len(position) <= 16 else position[:16] + "…"
             found.append(TriggerStatus(crm, channel, state, row.message if row else None,
