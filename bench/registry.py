@@ -11,5 +11,5 @@ BENCHMARKS: dict[str, str] = {
     "ga4": "GA4 Measurement Protocol requests per event",
     "collector": "beacons per second and latency (p50/p99), SQLite and PostgreSQL",
     "memory": "peak RSS of the daemon while it enriches many leads",
-    "latency": "time from a lead's creation to its fields being written",
+    "latency": "time from a lead's creation to its fields being written, polling and triggers; API calls per lead",
 }
