@@ -69,6 +69,9 @@ class Touchpoint(SQLModel, table=True):
     conversion_type: Optional[str] = Field(default=None, max_length=16)
     consent: Optional[str] = Field(default=None, max_length=16)
     session_key: Optional[str] = Field(default=None, max_length=64)
+    # Google Consent Mode signals as the page had them ("granted" | "denied"; None when the site set none)
+    ad_user_data: Optional[str] = Field(default=None, max_length=8)
+    ad_personalization: Optional[str] = Field(default=None, max_length=8)
 
 
 class Identity(SQLModel, table=True):
@@ -126,17 +129,21 @@ class LeadSync(SQLModel, table=True):
 
 
 class OutboxEvent(SQLModel, table=True):
-    """A GA4 Measurement Protocol event waiting to be sent, or already sent.
+    """An event for one destination (GA4, Google Ads, Meta) waiting to be sent, or already sent.
 
     The unique ``idempotency_key`` (e.g. ``salesforce:006...:purchase:1``) makes "once and only
     once" a database constraint: the row is inserted in the same transaction that advances
-    the cursor, and the sender marks it sent.
+    the cursor, and the sender marks it sent. ``destination`` says which drain owns the row;
+    ``first_sent_at`` is when its request first left, which is what a platform's de-duplication
+    window is counted from.
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),
+                      Index("ix_outbox_destination_status_id", "destination", "status", "id"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
+    destination: str = Field(default="ga4", max_length=16)
     idempotency_key: str = Field(max_length=200, unique=True)
     kind: str = Field(max_length=16)
     crm: str = Field(max_length=32)
@@ -147,6 +154,7 @@ class OutboxEvent(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     created_at: datetime = _when(default_factory=utcnow)
     sent_at: Optional[datetime] = _when(default=None)
+    first_sent_at: Optional[datetime] = _when(default=None)
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, max_length=2000)
 
@@ -260,3 +268,39 @@ class Spend(SQLModel, table=True):
     campaign: str = Field(default="", max_length=256)
     cost: str = Field(max_length=40)
     currency: str = Field(default="", max_length=3)
+
+
+class AdConversion(SQLModel, table=True):
+    """What one ad platform was (or was not) told about one CRM record reaching one stage.
+
+    One row per (destination, CRM, record, stage), written in the same transaction as the outbox
+    event it queues, so ``closedloop report`` and ``closedloop reconcile`` can say for every
+    stage reached what was sent, with which match key and value, and why the rest was not:
+    ``status`` is ``queued`` (in the outbox), ``sent``, ``waiting`` (its person is not matched to
+    a web visitor yet), ``skipped`` (never sendable: ``reason`` is ``no_match_key``,
+    ``no_consent``, ``too_old``...) or ``dead`` (dead-lettered by the sender). ``key`` is the
+    idempotency key the platform de-duplicates on (Google ``transactionId``, Meta ``event_id``),
+    decided before the first send and never changed; ``sent_value`` is the value the platform
+    holds, ``value`` the CRM's current one (they differ when Meta could not be told of a change).
+    """
+
+    __tablename__ = "ad_conversions"
+
+    destination: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=32)
+    record_id: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(primary_key=True, max_length=40)
+    status: str = Field(max_length=16)
+    reason: Optional[str] = Field(default=None, max_length=40)
+    key: str = Field(default="", max_length=200)
+    occurred_at: Optional[datetime] = _when(default=None)
+    match_keys: str = Field(default="", max_length=80)   # e.g. "gclid,email"; "" when none
+    consent: str = Field(default="unknown", max_length=16)
+    channel: Optional[str] = Field(default=None, max_length=64)  # first-click channel, for reconcile
+    value: Optional[str] = Field(default=None, max_length=40)
+    sent_value: Optional[str] = Field(default=None, max_length=40)
+    currency: Optional[str] = Field(default=None, max_length=3)
+    restatements: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # what a waiting row is rebuilt from
+    first_seen_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)

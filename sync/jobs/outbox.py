@@ -35,6 +35,7 @@ from sync.ops import metrics
 log = logging.getLogger(__name__)
 PAGE = 500
 LOCK = "ga4-outbox"
+DESTINATION = "ga4"  # the outbox rows this drain owns (the ad platforms' rows have their own drain)
 _drain_lock = threading.Lock()  # the revenue and lifecycle jobs both drain, maybe in parallel threads
 
 
@@ -71,7 +72,8 @@ def idempotent(event: OutboxEvent) -> bool:
 def recover_interrupted(store) -> int:
     """Settle events a dead drain left ``sending``; returns how many were found."""
     with store.session() as session:
-        stuck = session.exec(select(OutboxEvent).where(OutboxEvent.status == "sending")).all()
+        stuck = session.exec(select(OutboxEvent).where(OutboxEvent.destination == DESTINATION,
+                                                        OutboxEvent.status == "sending")).all()
         for event in stuck:
             if idempotent(event):
                 event.status = "pending"
@@ -113,7 +115,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
         checkpoint()
         with store.session(readonly=True) as session:
             pending = list(session.exec(select(OutboxEvent).where(
-                OutboxEvent.status == "pending",
+                OutboxEvent.destination == DESTINATION, OutboxEvent.status == "pending",
                 or_(OutboxEvent.client_id > after[0], and_(OutboxEvent.client_id == after[0],
                                                            OutboxEvent.id > after[1])))
                 .order_by(OutboxEvent.client_id, OutboxEvent.id).limit(PAGE)).all())
@@ -137,7 +139,8 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
                 return result
     with store.session(readonly=True) as session:
         metrics.outbox_depth.set(session.exec(select(func.count()).select_from(OutboxEvent)
-                                              .where(OutboxEvent.status == "pending")).one())
+                                              .where(OutboxEvent.destination == DESTINATION,
+                                                     OutboxEvent.status == "pending")).one())
     if held:
         log.warning("%d deal(s) hold their later GA4 events until an uncertain one is retried or dropped "
                     "(closedloop dead-letters list --job ga4)", len(held))
@@ -147,7 +150,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
 def _uncertain_deals(store) -> dict[tuple[str, str], int]:
     with store.session(readonly=True) as session:
         rows = session.exec(select(OutboxEvent.crm, OutboxEvent.record_id, func.min(OutboxEvent.id))
-                            .where(OutboxEvent.status == "uncertain")
+                            .where(OutboxEvent.destination == DESTINATION, OutboxEvent.status == "uncertain")
                             .group_by(OutboxEvent.crm, OutboxEvent.record_id)).all()
     return {(crm, record_id): first for crm, record_id, first in rows}
 
@@ -211,6 +214,7 @@ def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: date
     with store.session() as session:
         for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
             event.status, event.sent_at, event.attempts = "sent", moment, event.attempts + 1
+            event.first_sent_at = event.first_sent_at or moment
             session.add(event)
     metrics.ga4_events.labels("sent").inc(len(good))
     result.sent += len(good)

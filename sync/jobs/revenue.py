@@ -57,7 +57,7 @@ class RevenueJob(Job):
     @classmethod
     def backlog(cls, session) -> int | None:
         return session.exec(select(func.count()).select_from(OutboxEvent)
-                            .where(OutboxEvent.status == "pending")).one()
+                            .where(OutboxEvent.destination == "ga4", OutboxEvent.status == "pending")).one()
 
     def run(self, ctx: JobContext) -> JobResult:
         for crm in ctx.connections.enabled_crms():
