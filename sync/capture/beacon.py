@@ -57,6 +57,8 @@ class BeaconV1(BaseModel):
     phone: Optional[Text64] = None
     conversion_type: Optional[Literal["form", "call", "chat", "other"]] = None
     consent: Optional[Literal["granted", "denied"]] = None
+    ad_user_data: Optional[Literal["granted", "denied"]] = None          # Google Consent Mode signals
+    ad_personalization: Optional[Literal["granted", "denied"]] = None
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Hit:
     session_key: str | None
     email_sha256: str | None = None
     phone_sha256: str | None = None
+    ad_user_data: str | None = None
+    ad_personalization: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -133,6 +137,8 @@ def parse_beacon(body: bytes, *, user_agent: str | None, now: datetime, max_skew
         session_key=beacon.sid,
         email_sha256=email_sha256,
         phone_sha256=phone_sha256,
+        ad_user_data=beacon.ad_user_data,
+        ad_personalization=beacon.ad_personalization,
         received_at=now,
     )
 

@@ -75,6 +75,8 @@ class Hit:
     user_agent: str = ""
     conversion_type: str = ""          # form | call | chat | other, on conversion hits
     consent: str = ""                  # "granted" | "denied" | "" (unknown)
+    ad_user_data: str = ""             # Google Consent Mode: "granted" | "denied" | "" (not set)
+    ad_personalization: str = ""
 
     @property
     def is_pageview(self) -> bool:
