@@ -7,6 +7,7 @@ from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -48,7 +49,13 @@ def make_session(*, timeout: float, ca_bundle: str | None = None, counter: CallC
                  system: str = "") -> requests.Session:
     """A requests session that always times out, trusts ``ca_bundle`` (ignoring
     REQUESTS_CA_BUNDLE, which would silently override it) and counts its calls."""
-    session = requests.Session()
+    return configure_session(requests.Session(), timeout=timeout, ca_bundle=ca_bundle, counter=counter,
+                             system=system)
+
+
+def configure_session(session: requests.Session, *, timeout: float, ca_bundle: str | None = None,
+                      counter: CallCounter | None = None, system: str = "") -> requests.Session:
+    """The same, for a session a client library made itself (google-auth's ``AuthorizedSession``)."""
     session.trust_env = False
     session.verify = ca_bundle or True
     adapter = _TimeoutAdapter(timeout, pool_maxsize=8)
@@ -57,3 +64,12 @@ def make_session(*, timeout: float, ca_bundle: str | None = None, counter: CallC
     if counter is not None:
         session.hooks["response"].append(lambda response, *args, **kwargs: counter.add(system))
     return session
+
+
+def never_connected(error: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (no connection was made), so resending
+    it cannot duplicate anything; any other failure may have come after the server acted."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)
