@@ -480,9 +480,10 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
     config, store = boot(config_path)
     sender = Connections(config).ga4()
     with store.session(readonly=True) as session:
-        events = session.exec(select(OutboxEvent).where(OutboxEvent.status == "pending")
+        ga4_rows = select(OutboxEvent).where(OutboxEvent.destination == "ga4")
+        events = session.exec(ga4_rows.where(OutboxEvent.status == "pending")
                               .order_by(OutboxEvent.id).limit(sample)).all() or \
-            session.exec(select(OutboxEvent).order_by(OutboxEvent.id.desc()).limit(sample)).all()
+            session.exec(ga4_rows.order_by(OutboxEvent.id.desc()).limit(sample)).all()
     if not events:
         click.echo("the outbox is empty: nothing to validate yet")
         return

@@ -1,8 +1,9 @@
 """Jobs: the scheduled work that moves data between the store and the remote systems.
 
 Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
-``lifecycle``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
-``ga4_events``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``) and field
+``lifecycle``, ``conversions``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
+``ga4_events``), the ad platforms' conversions and their drain (``ad_conversions``,
+``ad_outbox``), reading destinations back (``readback``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``) and field
 creation (``fields``).
 
 This is the room that drives adapters: it may import ``adapters``, ``mappings``, ``state``,
@@ -13,6 +14,7 @@ enabled and how often it runs.
 from __future__ import annotations
 
 from sync.jobs.base import Job, JobContext, JobResult, JobRunner, StopRequested
+from sync.jobs.conversions import ConversionsJob
 from sync.jobs.enrich import EnrichJob
 from sync.jobs.housekeeping import HousekeepingJob
 from sync.jobs.lifecycle import LifecycleJob
@@ -21,7 +23,7 @@ from sync.jobs.revenue import RevenueJob
 
 def registry() -> list[type[Job]]:
     """Job classes in the order ``run --once`` runs them."""
-    return [EnrichJob, RevenueJob, LifecycleJob, HousekeepingJob]
+    return [EnrichJob, RevenueJob, LifecycleJob, ConversionsJob, HousekeepingJob]
 
 
 def job_intervals(config) -> dict[str, float]:

@@ -56,6 +56,35 @@ class LifecycleJob(Job):
         return ctx.result
 
 
+def stage_streams(crm: str, adapter):
+    """(stream name, ``pages(since, until)`` of StageChange) for a CRM: lead statuses and lifecycle
+    stages, and each deal's current stage."""
+    profile = PROFILES[crm]
+
+    def deal_stages(since: datetime, until: datetime):
+        for page in adapter.iter_deals(since, until):
+            yield [StageChange(profile.deal_object, deal.id, "dealstage" if crm == "hubspot" else "StageName",
+                               deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
+                               value=deal.amount, currency=deal.currency) for deal in page]
+
+    if crm == "salesforce":
+        return [("Lead", adapter.iter_lead_stages), ("Opportunity", deal_stages)]
+    return [("contacts", adapter.iter_contact_stages), ("deals", deal_stages)]
+
+
+def stage_event(crm: str, rules, change: StageChange) -> str:
+    """What a stage means, as the GA4 lead event ``[lifecycle.<crm>]`` names for it ("" when none)."""
+    if crm == "salesforce":
+        if change.stage_field == "IsConverted":
+            return rules.converted
+        if change.stage_field == "Status":
+            return rules.lead_status.get(change.stage, "")
+        return rules.lost_opportunity if change.stage == "Closed Lost" else ""
+    table = {"lifecyclestage": rules.lifecycle_stage, "hs_lead_status": rules.lead_status,
+             "dealstage": rules.deal_stage}.get(change.stage_field, {})
+    return table.get(change.stage, "")
+
+
 class LifecycleSync:
     def __init__(self, crm: str, ctx: JobContext) -> None:
         self.crm, self.ctx = crm, ctx
@@ -66,27 +95,11 @@ class LifecycleSync:
 
     def streams(self):
         """(stream name, pages of StageChange) for this CRM."""
-        if self.crm == "salesforce":
-            return [("Lead", self.adapter.iter_lead_stages), ("Opportunity", self._deal_stages)]
-        return [("contacts", self.adapter.iter_contact_stages), ("deals", self._deal_stages)]
-
-    def _deal_stages(self, since: datetime, until: datetime):
-        for page in self.adapter.iter_deals(since, until):
-            yield [StageChange(self.profile.deal_object, deal.id, "dealstage" if self.crm == "hubspot" else "StageName",
-                               deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
-                               value=deal.amount, currency=deal.currency) for deal in page]
+        return stage_streams(self.crm, self.adapter)
 
     def event_for(self, change: StageChange) -> str:
         """The configured GA4 event for a stage ("" when none)."""
-        if self.crm == "salesforce":
-            if change.stage_field == "IsConverted":
-                return self.rules.converted
-            if change.stage_field == "Status":
-                return self.rules.lead_status.get(change.stage, "")
-            return self.rules.lost_opportunity if change.stage == "Closed Lost" else ""
-        table = {"lifecyclestage": self.rules.lifecycle_stage, "hs_lead_status": self.rules.lead_status,
-                 "dealstage": self.rules.deal_stage}.get(change.stage_field, {})
-        return table.get(change.stage, "")
+        return stage_event(self.crm, self.rules, change)
 
     def run(self) -> None:
         now = self.ctx.now()

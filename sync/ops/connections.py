@@ -7,8 +7,11 @@ from pathlib import Path
 import mappings
 from adapters.errors import ConfigError
 from adapters.ga4 import Ga4Sender
+from adapters.google_ads import GoogleAdsSender
+from adapters.google_auth import GoogleCredentials
 from adapters.http import CallCounter
 from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
+from adapters.meta import MetaSender
 from adapters.salesforce import SalesforceAdapter
 from adapters.salesforce_auth import SalesforceCredentials
 from mappings import MappingFile, load_mapping
@@ -29,6 +32,7 @@ class Connections:
         self._adapters: dict[str, object] = {}
         self._mappings: dict[str, MappingFile] = {}
         self._ga4: Ga4Sender | None = None
+        self._destinations: dict[str, object] = {}
 
     def enabled_crms(self) -> list[str]:
         return [crm for crm in CRMS if getattr(self.config.settings, crm).enabled]
@@ -99,3 +103,42 @@ class Connections:
                                       timeout=settings.timeout_seconds, ca_bundle=self._ca(settings.ca_bundle),
                                       counter=self.counter)
             return self._ga4
+
+    def google_credentials(self) -> GoogleCredentials:
+        settings = self.config.settings.google_auth
+        if settings.auth == "service_account":
+            key = (self.config.resolve_path(settings.credentials_file).read_text(encoding="utf-8")
+                   if settings.credentials_file else self.config.secret("google_auth", "credentials_env"))
+            return GoogleCredentials(auth="service_account", token_uri=settings.token_uri, service_account_json=key)
+        return GoogleCredentials(auth="refresh_token", token_uri=settings.token_uri,
+                                 client_id=self.config.secret("google_auth", "client_id_env"),
+                                 client_secret=self.config.secret("google_auth", "client_secret_env"),
+                                 refresh_token=self.config.secret("google_auth", "refresh_token_env"))
+
+    def destination(self, name: str):
+        """The sender of an ad platform destination ("google_ads" | "meta"), built once."""
+        with self._lock:
+            if name not in self._destinations:
+                self._destinations[name] = self._build_destination(name)
+            return self._destinations[name]
+
+    def _build_destination(self, name: str):
+        config = self.config
+        if name == "google_ads":
+            settings = config.settings.google_ads
+            if not settings.enabled:
+                raise ConfigError(f"{config.source}: [google_ads] is not enabled")
+            return GoogleAdsSender(settings.customer_id, self.google_credentials(),
+                                   login_customer_id=settings.login_customer_id, endpoint=settings.endpoint,
+                                   timeout=settings.timeout_seconds,
+                                   ca_bundle=self._ca(settings.ca_bundle or config.settings.google_auth.ca_bundle),
+                                   counter=self.counter, requests_per_minute=settings.requests_per_minute)
+        settings = config.settings.meta
+        if not settings.enabled:
+            raise ConfigError(f"{config.source}: [meta] is not enabled")
+        return MetaSender(settings.dataset_id, config.secret("meta", "access_token_env"),
+                          graph_url=settings.graph_url, api_version=settings.api_version,
+                          app_secret=config.secret("meta", "app_secret_env") if settings.app_secret_env else None,
+                          test_event_code=settings.test_event_code, timeout=settings.timeout_seconds,
+                          ca_bundle=self._ca(settings.ca_bundle), counter=self.counter,
+                          requests_per_minute=settings.requests_per_minute)

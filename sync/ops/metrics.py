@@ -21,6 +21,9 @@ api_budget_remaining = Gauge(
     ["system", "window"], registry=REGISTRY)
 ga4_events = Counter(
     "closedloop_ga4_events", "GA4 events by outcome (sent, dead_lettered).", ["outcome"], registry=REGISTRY)
+ad_conversions = Counter(
+    "closedloop_ad_conversions", "Ad platform conversions by destination and outcome (sent, dead_lettered, "
+    "skipped).", ["destination", "outcome"], registry=REGISTRY)
 outbox_depth = Gauge(
     "closedloop_outbox_depth", "GA4 events waiting in the outbox.", registry=REGISTRY)
 job_duration = Histogram(
