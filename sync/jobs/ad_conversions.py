@@ -216,7 +216,8 @@ class ConversionPlanner:
         conversion = getattr(self.config.settings, destination).conversions[reached.stage]
         if reached.stage != "won" or not conversion.send_value or reached.value is None or not reached.currency:
             return None, None
-        return str(reached.value), reached.currency
+        value = reached.value
+        return (str(int(value)) if value == value.to_integral_value() else str(value)), reached.currency
 
     def _google(self, reached, settings, hits, granted, consent, contact, key, value, currency):
         conversion = settings.conversions[reached.stage]

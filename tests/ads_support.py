@@ -1,0 +1,78 @@
+"""Helpers for the ad platform tests: a world with the Google Ads (and Meta) emulators and visitors
+who arrive from ads. Import as ``from ads_support import ...``."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from adapters.retry import RetryPolicy
+from sandbox.clock import Clock
+from sync.capture.beacon import Hit
+from sync.capture.identity import hash_email
+from sync.capture.writer import BeaconWriter
+from support import World
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+
+
+class AdsWorld(World):
+    """The sandbox suite plus the Data Manager emulator, one clock for all, closedloop configured for both."""
+
+    def __init__(self, tmp_path, extra_config: str = "", *, google_consent: str = "", **options) -> None:
+        from sandbox.google_ads import DataManagerSandbox, QUALIFIED_ACTION, WON_ACTION
+
+        self.clock = Clock()
+        self.google = DataManagerSandbox(data_dir=tmp_path / "datamanager", clock=self.clock)
+        self.google.start()
+        key = self.google.service_account_file
+        token_uri = json.loads(key.read_text())["token_uri"]
+        config = f'''
+[google_auth]
+credentials_file = "{key}"
+token_uri = "{token_uri}"
+
+[google_ads]
+enabled = true
+customer_id = "1234567890"
+endpoint = "{self.google.url}"
+{google_consent}
+[google_ads.conversions.qualify_lead]
+conversion_action_id = "{QUALIFIED_ACTION}"
+
+[google_ads.conversions.won]
+conversion_action_id = "{WON_ACTION}"
+''' + extra_config
+        try:
+            super().__init__(tmp_path, config, clock=self.clock, **options)
+        except BaseException:
+            self.google.stop()
+            raise
+        from sync.jobs.base import JobRunner
+
+        self.runner = JobRunner(self.config, self.store, connections=self.connections, clock=self.clock.now)
+        # Retries wait on the sandbox clock, so a test of an outage moves time instead of sleeping.
+        for destination in ("google_ads", "meta"):
+            if getattr(self.config.settings, destination).enabled:
+                sender = self.connections.destination(destination)
+                sender.policy = RetryPolicy(attempts=4, initial_wait=1.0, max_wait=30.0, give_up_after=120.0,
+                                            sleep=self.clock.advance, seed=1)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.google.stop()
+
+
+def arrive_from_ad(world, visitor: str, *, at: datetime, click_ids: dict[str, str], email: str,
+                   ad_user_data: str | None = "granted", ad_personalization: str | None = "granted",
+                   url: str = "https://www.example.com/pricing") -> None:
+    """A visitor lands from an ad (its click ids in the URL) and fills in the form two minutes later."""
+    query = "&".join(f"{k}={v}" for k, v in click_ids.items())
+    common = dict(utm={}, click_ids=dict(click_ids), ga_client_id=None, ga_session_id=None, language="en",
+                  timezone="UTC", user_agent=UA, consent=None, session_key=None, ad_user_data=ad_user_data,
+                  ad_personalization=ad_personalization)
+    hits = [Hit(visitor, "pageview", at, f"{url}?{query}", "", conversion_type=None, **common),
+            Hit(visitor, "identify", at + timedelta(minutes=2), f"{url}?{query}", "", conversion_type="form",
+                email_sha256=hash_email(email), **common)]
+    BeaconWriter(world.store).write(hits)

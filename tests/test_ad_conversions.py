@@ -1,0 +1,125 @@
+"""CRM stages into Google Ads through the real google-ads-datamanager client and the Data Manager emulator."""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from ads_support import AdsWorld, arrive_from_ad
+from sandbox.google_ads import QUALIFIED_ACTION, WON_ACTION
+from state.models import AdConversion, DeadLetter, OutboxEvent
+
+
+@pytest.fixture
+def ads(tmp_path):
+    world = AdsWorld(tmp_path)
+    try:
+        world.create_fields()
+        yield world
+    finally:
+        world.close()
+
+
+def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", phone="(800) 555-01%02d"):
+    email = f"Pat.Buyer{n}+work@Gmail.com"
+    at = world.clock.now() - timedelta(days=days_ago)
+    for kind in ("gclid", "gbraid", "wbraid"):
+        if kind in click_ids:
+            world.google.record_click(at=at, **{kind: click_ids[kind]})
+    arrive_from_ad(world, f"adsvisitor{n:03d}", at=at, click_ids=click_ids, email=email, ad_user_data=consent)
+    world.google.register_person(email=email, phone="+1 " + phone % n if phone else None)
+    values = {"LastName": f"Buyer{n}", "Company": f"Co{n}", "Email": email}
+    if phone:
+        values["Phone"] = phone % n
+    return world.salesforce.create("Lead", values)
+
+
+def google_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_qualified_and_won_become_one_google_conversion_each_with_click_hashes_and_consent(ads):
+    lead = salesforce_lead(ads, 1, click_ids={"gclid": "Cj0KCQiA-gclid-1", "gbraid": "0AAAAA-gbraid-1"})
+    ads.run("enrich")
+    ads.salesforce.update("Lead", lead, {"Status": "Qualified"})
+    ads.run("conversions")
+    ids = ads.salesforce.convert_lead(lead, opportunity={"Amount": 12000, "StageName": "Negotiation/Review"})
+    ads.run("enrich")
+    ads.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won"})
+    for _ in range(2):  # a second run sends nothing again
+        ads.run("conversions")
+
+    qualified = ads.google.conversions(conversion_action_id=QUALIFIED_ACTION)
+    won = ads.google.conversions(conversion_action_id=WON_ACTION)
+    assert len(qualified) == 1 and len(won) == 1
+    assert qualified[0]["transaction_id"] == f"salesforce:{lead}:qualify_lead"
+    assert qualified[0]["ad_identifiers"] == {"gclid": "Cj0KCQiA-gclid-1"}  # gclid wins over the gbraid
+    assert qualified[0]["attributed_click"]["value"] == "Cj0KCQiA-gclid-1"
+    identifiers = {item["kind"]: item for item in qualified[0]["user_identifiers"]}
+    assert identifiers["email"]["value"] == google_hash("patbuyer1@gmail.com")  # Gmail: no dots, no +tag
+    assert identifiers["phone"]["value"] == google_hash("+18005550101")
+    assert identifiers["email"]["matched"] and identifiers["phone"]["matched"]
+    assert qualified[0]["consent"] == {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"}
+    assert won[0]["transaction_id"] == f"salesforce:{ids['opportunityId']}:won"
+    assert (won[0]["conversion_value"], won[0]["currency"]) == (12000.0, "USD")
+    with ads.store.session(readonly=True) as session:
+        rows = session.exec(select(AdConversion)).all()
+    assert {(r.stage, r.status, r.match_keys, r.sent_value) for r in rows} == {
+        ("qualify_lead", "sent", "gclid,email_address,phone_number", None),
+        ("won", "sent", "gclid,email_address,phone_number", "12000")}
+
+
+def test_a_deal_whose_amount_changes_after_sending_is_restated_under_the_same_transaction_id(ads):
+    lead = salesforce_lead(ads, 2, click_ids={"gclid": "Cj0KCQiA-gclid-2"})
+    ads.run("enrich")
+    ids = ads.salesforce.convert_lead(lead, opportunity={"Amount": 5000, "StageName": "Closed Won"})
+    ads.run("enrich")
+    ads.run("conversions")
+    ads.salesforce.update("Opportunity", ids["opportunityId"], {"Amount": 7500})
+    ads.run("conversions")
+    ads.run("conversions")
+    [won] = ads.google.conversions(conversion_action_id=WON_ACTION)
+    assert won["conversion_value"] == 7500.0
+    assert [(a["value_before"], a["value_after"]) for a in won["adjustments"]] == [(5000.0, 7500.0)]
+    with ads.store.session(readonly=True) as session:
+        row = session.get(AdConversion, ("google_ads", "salesforce", ids["opportunityId"], "won"))
+    assert (row.value, row.sent_value, row.restatements) == ("7500", "7500", 1)
+
+
+def test_no_click_and_no_consent_means_nothing_is_sent_and_the_ledger_says_why(ads):
+    lead = salesforce_lead(ads, 3, click_ids={}, consent="denied")
+    ads.run("enrich")
+    ads.salesforce.update("Lead", lead, {"Status": "Qualified"})
+    ads.run("conversions")
+    assert ads.google.conversions() == []
+    with ads.store.session(readonly=True) as session:
+        [row] = session.exec(select(AdConversion)).all()
+    assert (row.status, row.reason, row.consent) == ("skipped", "no_consent", "denied")
+
+
+def test_a_click_younger_than_six_hours_waits_and_an_event_past_the_window_is_dead_lettered(ads):
+    fresh = salesforce_lead(ads, 4, click_ids={"gclid": "Cj0KCQiA-fresh"}, days_ago=0.05)
+    ads.run("enrich")
+    ads.salesforce.update("Lead", fresh, {"Status": "Qualified"})
+    ads.run("conversions")
+    assert ads.google.conversions() == []  # Google refuses clicks younger than 6 h (TOO_RECENT_CLICK)
+    ads.clock.advance(7 * 3600)
+    ads.run("conversions")
+    assert len(ads.google.conversions()) == 1
+    late = salesforce_lead(ads, 5, click_ids={"gclid": "Cj0KCQiA-late"}, days_ago=80)
+    ads.run("enrich")
+    ads.salesforce.update("Lead", late, {"Status": "Qualified"})
+    ads.google.outage(365 * 86400)  # Google is down while the click's 90 days run out
+    outcome = ads.run("conversions")
+    assert "google_ads" in outcome.result.message and "503" in outcome.result.message
+    ads.clock.advance(11 * 86400)
+    ads.google.end_outage()
+    ads.run("conversions")
+    with ads.store.session(readonly=True) as session:
+        letters = session.exec(select(DeadLetter).where(DeadLetter.job == "google_ads")).all()
+        row = session.get(AdConversion, ("google_ads", "salesforce", late, "qualify_lead"))
+    assert [letter.code for letter in letters] == ["GOOGLE_ADS_TOO_OLD"]
+    assert (row.status, row.reason) == ("dead", "too_old")
+    assert len(ads.google.conversions()) == 1
