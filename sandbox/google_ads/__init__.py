@@ -107,8 +107,8 @@ class DataManagerSandbox:
         self._owns_oauth = oauth is None
         self.oauth = oauth or GoogleOAuth(data_dir=self.data_dir / "oauth")
         self.tls = make_tls_files(self.data_dir / "tls") if tls else None
-        self.processing_seconds = processing_seconds
-        self.min_click_age = timedelta(seconds=min_click_age_seconds)
+        self._processing_seconds = processing_seconds
+        self._min_click_age = timedelta(seconds=min_click_age_seconds)
         self.requests_per_minute = requests_per_minute
         self.default_users = tuple(users)
         self.lock = threading.RLock()
@@ -119,8 +119,8 @@ class DataManagerSandbox:
     def _seed(self) -> None:
         self.accounts = Accounts()
         self.people = PeopleIndex(GOOGLE_FORMS, GOOGLE_MISTAKES)
-        self.ledger = Ledger(self.accounts, self.people, processing_seconds=self.processing_seconds,
-                             min_click_age=self.min_click_age)
+        self.ledger = Ledger(self.accounts, self.people, processing_seconds=self._processing_seconds,
+                             min_click_age=self._min_click_age)
         self.log: list[dict[str, Any]] = []
         self.faults: list[str] = []
         self.down_until: datetime | None = None
@@ -135,6 +135,26 @@ class DataManagerSandbox:
                                       (WON_ACTION, "closedloop: won deal", "UPLOAD_CLICKS"),
                                       (WEBPAGE_ACTION, "Website purchase (tag)", "WEBPAGE")):
             self.accounts.add_conversion_action(CUSTOMER_ID, action_id, name, type=kind, created_at=month_ago)
+
+    @property
+    def processing_seconds(self) -> float:
+        """How long an accepted request reports PROCESSING (sandbox clock)."""
+        return self._processing_seconds
+
+    @processing_seconds.setter
+    def processing_seconds(self, seconds: float) -> None:
+        with self.lock:
+            self._processing_seconds = self.ledger.processing_seconds = seconds
+
+    @property
+    def min_click_age_seconds(self) -> float:
+        """A click younger than this at upload fails with TOO_RECENT_CLICK (6 h by default)."""
+        return self._min_click_age.total_seconds()
+
+    @min_click_age_seconds.setter
+    def min_click_age_seconds(self, seconds: float) -> None:
+        with self.lock:
+            self._min_click_age = self.ledger.min_click_age = timedelta(seconds=seconds)
 
     # -- serving ------------------------------------------------------------------------
 

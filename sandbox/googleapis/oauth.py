@@ -323,8 +323,8 @@ class GoogleOAuth:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise self._invalid("ACCESS_TOKEN_TYPE_UNSUPPORTED", metadata)
-        principal = self._from_access_token(token, metadata) if token.count(".") != 2 else \
-            self._from_self_signed_jwt(token, service, metadata)
+        principal = self._from_self_signed_jwt(token, service, metadata) if _is_jwt(token) else \
+            self._from_access_token(token, metadata)
         if not principal.scopes & set(service.scopes):
             raise ApiError("PERMISSION_DENIED", INSUFFICIENT_SCOPES, "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
                            "googleapis.com", metadata,
@@ -366,3 +366,11 @@ class GoogleOAuth:
     def _invalid(reason: str, metadata: dict[str, str]) -> ApiError:
         return ApiError("UNAUTHENTICATED", INVALID_CREDENTIAL, reason, "googleapis.com", metadata,
                         headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})
+
+
+def _is_jwt(token: str) -> bool:
+    """Whether a bearer token is a JWT (access tokens like ``ya29.c.…`` contain dots too)."""
+    try:
+        return "alg" in jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return False
