@@ -6,6 +6,7 @@ or schema problem someone must fix, 1 for anything else (a job failed, a remote 
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from datetime import datetime, timezone
@@ -138,8 +139,8 @@ def migrate(config_path: Path | None) -> None:
 @main.command()
 @config_option
 def check(config_path: Path | None) -> None:
-    """Check the config, the state database, CRM credentials and every field mapping
-    against the CRM's live metadata."""
+    """Check the config, the state database, CRM credentials, every field mapping against the
+    CRM's live metadata, and the ad platforms' conversion actions and tokens."""
     from mappings.check import check_against_crm
     from sync.journey.variables import ENUMERATIONS, catalogue
     from sync.ops.connections import Connections
@@ -163,6 +164,13 @@ def check(config_path: Path | None) -> None:
         connections.ga4()
         click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
                    "(the Measurement Protocol cannot verify a secret; try `closedloop ga4 validate`)")
+    if config.settings.google_ads.enabled or config.settings.meta.enabled:
+        from sync.jobs.readback import check_destinations
+
+        fine, found = check_destinations(config, connections, datetime.now(timezone.utc))
+        for line in fine:
+            click.echo(line)
+        problems += found
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -581,6 +589,77 @@ def _print_report(sources, pipeline, kind: str) -> None:
     console.print(table)
     for currency, value in sources.other_currencies.items():
         console.print(f"also {value:,.2f} {currency} of won revenue in {currency} (not converted)")
+
+
+@main.command()
+@config_option
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="From this day (UTC); default 30 days ago.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC); default today.")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def reconcile(config_path: Path | None, since, until, output: str) -> None:
+    """Won revenue and stages in the CRM beside what closedloop sent and what GA4 and Google Ads received,
+    every difference explained."""
+    from datetime import timedelta
+
+    from sync.jobs.readback import read_back
+    from sync.journey.hits import journey_settings
+    from sync.ops.connections import Connections
+    from sync.reports.reconcile import reconcile as build
+
+    config, store = boot(config_path)
+    today = datetime.now(timezone.utc).date()
+    start = since.date() if since else today - timedelta(days=30)
+    end = until.date() if until else today
+    readback = read_back(config, Connections(config), store, start, end)
+    actions = {stage: c.conversion_action_id for stage, c in config.settings.google_ads.conversions.items()}
+    with store.session(readonly=True) as session:
+        result = build(session, journey_settings(config), start, end, readback, stage_actions=actions,
+                       ga4_delay_hours=config.settings.ga4.data_api.processing_delay_hours)
+    if output == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    print_reconcile(Console(width=max(Console().width, 160)), result)
+
+
+def print_reconcile(console: Console, result) -> None:
+    """The reconcile report as tables (also used by the demo)."""
+    def money(value) -> str:
+        return "–" if value is None else f"{value:,.2f}"
+
+    table = Table(title=f"Won deals by first-click channel, {result.start} to {result.end}: the CRMs, what closedloop "
+                        "sent, what GA4 reports", title_justify="left")
+    for column in ("channel", "CRM won", "CRM revenue", "GA4 sent", "GA4 reports", "Google Ads won", "Google value",
+                   "Meta won", "Meta value"):
+        table.add_column(column, justify="left" if column == "channel" else "right")
+    for line in result.channels:
+        table.add_row(line.channel, str(line.crm_won), money(line.crm_revenue), money(line.ga4_sent),
+                      money(line.ga4_received), str(line.google_won), money(line.google_value), str(line.meta_won),
+                      money(line.meta_value))
+    console.print(table)
+    table = Table(title="Stages by platform", title_justify="left")
+    for column in ("platform", "stage", "reached in CRM", "sent", "platform reports", "not sent (why)"):
+        table.add_column(column, justify="right" if column in ("reached in CRM", "sent", "platform reports")
+                         else "left")
+    for line in result.stages:
+        why = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in sorted(line.not_sent.items()))
+        table.add_row(line.destination, line.stage, str(line.reached), str(line.sent),
+                      "–" if line.received is None else str(line.received), why or "–")
+    console.print(table)
+    if result.google_failures:
+        console.print("Google Ads reported failed rows: " + ", ".join(
+            f"{reason} ×{count}" for reason, count in sorted(result.google_failures.items())))
+    if result.differences:
+        table = Table(title=f"Every difference ({len(result.differences)})", title_justify="left")
+        for column in ("platform", "record", "stage", "why"):
+            table.add_column(column, overflow="fold")
+        for item in result.differences:
+            table.add_row(item.destination, f"{item.crm}:{item.record_id}", item.stage, item.why)
+        console.print(table)
+    else:
+        console.print("No differences: every platform holds what the CRM says.")
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 @main.group()

@@ -123,3 +123,34 @@ def test_a_click_younger_than_six_hours_waits_and_an_event_past_the_window_is_de
     assert [letter.code for letter in letters] == ["GOOGLE_ADS_TOO_OLD"]
     assert (row.status, row.reason) == ("dead", "too_old")
     assert len(ads.google.conversions()) == 1
+
+
+def test_reconcile_puts_the_crm_beside_what_google_recorded_and_explains_each_difference(ads, tmp_path):
+    import json as jsonlib
+    import os
+    import subprocess
+    import sys
+
+    sent = salesforce_lead(ads, 6, click_ids={"gclid": "Cj0KCQiA-rec-6"})
+    silent = salesforce_lead(ads, 7, click_ids={}, consent="granted", phone=None)
+    ads.google.register_person(email="nobody@example.com")
+    ads.run("enrich")
+    for lead in (sent, silent):
+        ads.salesforce.update("Lead", lead, {"Status": "Qualified"})
+    ads.run("conversions")
+    ids = ads.salesforce.convert_lead(sent, opportunity={"Amount": 900, "StageName": "Closed Won"})
+    ads.run("enrich")
+    ads.run("conversions")
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "reconcile", "--config", str(ads.config_path),
+                             "--format", "json"], env={**os.environ, **ads.environ}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = jsonlib.loads(result.stdout)
+    stages = {(s["destination"], s["stage"]): s for s in report["stages"]}
+    assert stages[("google_ads", "qualify_lead")]["reached"] == 2
+    assert stages[("google_ads", "qualify_lead")]["sent"] == 2  # the second one on its hashed email alone
+    assert stages[("google_ads", "qualify_lead")]["received"] == 2
+    assert stages[("google_ads", "won")] | {"reached": 1, "sent": 1, "received": 1} == stages[("google_ads", "won")]
+    [won_channel] = [c for c in report["channels"] if c["google_won"]]
+    assert (won_channel["crm_won"], won_channel["crm_revenue"], won_channel["google_value"]) == (1, "900", "900")
+    assert ids["opportunityId"] in {d["record_id"] for d in report["differences"] if d["destination"] == "ga4"}

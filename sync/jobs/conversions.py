@@ -26,6 +26,7 @@ from sync.jobs.ad_outbox import drain_destination
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
 from sync.jobs.lifecycle import stage_event
+from sync.jobs.revenue import mirror_deals
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
 from sync.ops.budgets import record_allowance
@@ -97,7 +98,7 @@ class ConversionSync:
             for page in pages(since, until):
                 if page:
                     yield [item for change in page for item in self._from_change(change)], [], \
-                        max(change.changed_at for change in page)
+                        max(change.changed_at for change in page), []
         return reached
 
     def _from_change(self, change: StageChange) -> list[StageReached]:
@@ -121,7 +122,7 @@ class ConversionSync:
                                      "dealstage" if self.crm == "hubspot" else "StageName", deal.stage,
                                      deal.modified_at, deal.people[0] if deal.people else None)
                 reached.extend(self._from_change(change))
-            yield reached, lost, max(deal.modified_at for deal in page)
+            yield reached, lost, max(deal.modified_at for deal in page), page
 
     def run(self) -> None:
         now = self.ctx.now()
@@ -133,12 +134,13 @@ class ConversionSync:
                 cursor = session.get(Cursor, (self.crm, stream))
             since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) \
                 if cursor else now - INITIAL_WINDOW
-            for reached, lost, newest in pages(since, until):
+            for reached, lost, newest, deals in pages(since, until):
                 self.ctx.checkpoint()
                 metrics.records_read.labels(self.crm, object_name).inc(len(reached) + len(lost))
                 self.ctx.result.records_read += len(reached) + len(lost)
                 contacts = self.contacts(reached)
                 with self.ctx.store.session() as session:
+                    mirror_deals(session, self.crm, deals, now)  # for reports and reconcile
                     for item in reached:
                         planner.record(session, item, contacts)
                     for deal_id in lost:
