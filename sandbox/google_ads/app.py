@@ -22,38 +22,14 @@ Times are ISO 8601 with an offset. Control calls answer 400 with the reason on b
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from sandbox.control import control as _control
+from sandbox.control import fields
 from sandbox.web import Request, Response, Router
 
 if TYPE_CHECKING:
     from sandbox.google_ads import DataManagerSandbox
-
-
-def _control(action: Callable[[Request], Any], status: int = 200) -> Callable[[Request], Response]:
-    def handler(request: Request) -> Response:
-        try:
-            result = action(request)
-        except (KeyError, TypeError, ValueError) as exc:
-            return Response.json({"error": f"{type(exc).__name__}: {exc}"}, 400)
-        return Response.json({"ok": True} if result is None else result, status)
-    return handler
-
-
-def fields(request: Request, *required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The JSON object body, checked for required and unknown keys; ``*_at`` values parsed."""
-    data = request.json()
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    unknown = set(data) - set(required) - set(optional)
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}")
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise ValueError(f"missing fields {missing}")
-    return {key: datetime.fromisoformat(value) if (key == "at" or key.endswith("_at")) and isinstance(value, str) else value
-            for key, value in data.items()}
 
 
 def build_router(sandbox: "DataManagerSandbox") -> Router:
