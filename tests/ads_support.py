@@ -18,12 +18,16 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chr
 class AdsWorld(World):
     """The sandbox suite plus the Data Manager emulator, one clock for all, closedloop configured for both."""
 
-    def __init__(self, tmp_path, extra_config: str = "", *, google_consent: str = "", **options) -> None:
+    def __init__(self, tmp_path, extra_config: str = "", *, google_consent: str = "", meta_consent: str = "",
+                 **options) -> None:
         from sandbox.google_ads import DataManagerSandbox, QUALIFIED_ACTION, WON_ACTION
+        from sandbox.meta import ACCESS_TOKEN, DATASET_ID, MetaSandbox
 
         self.clock = Clock()
         self.google = DataManagerSandbox(data_dir=tmp_path / "datamanager", clock=self.clock)
         self.google.start()
+        self.meta = MetaSandbox(data_dir=tmp_path / "meta", clock=self.clock)
+        self.meta.start()
         key = self.google.service_account_file
         token_uri = json.loads(key.read_text())["token_uri"]
         config = f'''
@@ -41,11 +45,25 @@ conversion_action_id = "{QUALIFIED_ACTION}"
 
 [google_ads.conversions.won]
 conversion_action_id = "{WON_ACTION}"
+
+[meta]
+enabled = true
+dataset_id = "{DATASET_ID}"
+graph_url = "{self.meta.url}"
+ca_bundle = "{self.meta.ca_path}"
+{meta_consent}
+[meta.conversions.qualify_lead]
+event_name = "QualifiedLead"
+
+[meta.conversions.won]
+event_name = "Purchase"
 ''' + extra_config
         try:
-            super().__init__(tmp_path, config, clock=self.clock, **options)
+            super().__init__(tmp_path, config, clock=self.clock,
+                             environ={"CLOSEDLOOP_META_ACCESS_TOKEN": ACCESS_TOKEN}, **options)
         except BaseException:
             self.google.stop()
+            self.meta.stop()
             raise
         from sync.jobs.base import JobRunner
 
@@ -62,6 +80,7 @@ conversion_action_id = "{WON_ACTION}"
             super().close()
         finally:
             self.google.stop()
+            self.meta.stop()
 
 
 def arrive_from_ad(world, visitor: str, *, at: datetime, click_ids: dict[str, str], email: str,

@@ -12,8 +12,10 @@ class World:
     """The sandbox suite, a closedloop config pointing at it, a migrated store and a job runner:
     closedloop exactly as a user runs it, minus the scheduler."""
 
-    def __init__(self, tmp_path, extra_config: str = "", **suite_options) -> None:
-        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``."""
+    def __init__(self, tmp_path, extra_config: str = "", *, environ: dict[str, str] | None = None,
+                 **suite_options) -> None:
+        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``; ``environ`` adds
+        environment variables (secrets) for sections of ``extra_config``."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
@@ -24,7 +26,7 @@ class World:
         self.config_path = tmp_path / "closedloop.toml"
         self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}")
                                     + "\n" + extra_config)
-        self.environ = self.suite.environment()
+        self.environ = {**self.suite.environment(), **(environ or {})}
         self.config = load_config(self.config_path, environ=self.environ)
         self.store = Store(self.config.database_url)
         self.store.migrate()

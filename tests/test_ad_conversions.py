@@ -1,4 +1,5 @@
-"""CRM stages into Google Ads through the real google-ads-datamanager client and the Data Manager emulator."""
+"""CRM stages into Google Ads and Meta through the real clients (google-ads-datamanager, facebook-business)
+and the Data Manager and Conversions API emulators."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,7 @@ from sqlmodel import select
 
 from ads_support import AdsWorld, arrive_from_ad
 from sandbox.google_ads import QUALIFIED_ACTION, WON_ACTION
-from state.models import AdConversion, DeadLetter, OutboxEvent
+from state.models import AdConversion, DeadLetter, OutboxEvent, Touchpoint
 
 
 @pytest.fixture
@@ -28,6 +29,9 @@ def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", pho
     for kind in ("gclid", "gbraid", "wbraid"):
         if kind in click_ids:
             world.google.record_click(at=at, **{kind: click_ids[kind]})
+    if "fbclid" in click_ids:
+        world.meta.record_click(click_ids["fbclid"], at=at)
+    world.meta.register_person(email=email, phone="+1 " + phone % n if phone else None)
     arrive_from_ad(world, f"adsvisitor{n:03d}", at=at, click_ids=click_ids, email=email, ad_user_data=consent)
     world.google.register_person(email=email, phone="+1 " + phone % n if phone else None)
     values = {"LastName": f"Buyer{n}", "Company": f"Co{n}", "Email": email}
@@ -65,7 +69,7 @@ def test_qualified_and_won_become_one_google_conversion_each_with_click_hashes_a
     assert won[0]["transaction_id"] == f"salesforce:{ids['opportunityId']}:won"
     assert (won[0]["conversion_value"], won[0]["currency"]) == (12000.0, "USD")
     with ads.store.session(readonly=True) as session:
-        rows = session.exec(select(AdConversion)).all()
+        rows = session.exec(select(AdConversion).where(AdConversion.destination == "google_ads")).all()
     assert {(r.stage, r.status, r.match_keys, r.sent_value) for r in rows} == {
         ("qualify_lead", "sent", "gclid,email_address,phone_number", None),
         ("won", "sent", "gclid,email_address,phone_number", "12000")}
@@ -95,8 +99,10 @@ def test_no_click_and_no_consent_means_nothing_is_sent_and_the_ledger_says_why(a
     ads.run("conversions")
     assert ads.google.conversions() == []
     with ads.store.session(readonly=True) as session:
-        [row] = session.exec(select(AdConversion)).all()
-    assert (row.status, row.reason, row.consent) == ("skipped", "no_consent", "denied")
+        rows = session.exec(select(AdConversion)).all()
+    assert {(r.destination, r.status, r.reason, r.consent) for r in rows} == {
+        ("google_ads", "skipped", "no_consent", "denied"), ("meta", "skipped", "no_consent", "denied")}
+    assert ads.meta.events() == []
 
 
 def test_a_click_younger_than_six_hours_waits_and_an_event_past_the_window_is_dead_lettered(ads):
@@ -154,3 +160,31 @@ def test_reconcile_puts_the_crm_beside_what_google_recorded_and_explains_each_di
     [won_channel] = [c for c in report["channels"] if c["google_won"]]
     assert (won_channel["crm_won"], won_channel["crm_revenue"], won_channel["google_value"]) == (1, "900", "900")
     assert ids["opportunityId"] in {d["record_id"] for d in report["differences"] if d["destination"] == "ga4"}
+
+
+def test_a_meta_ad_visitor_becomes_one_meta_event_per_stage_with_fbc_and_metas_own_hashes(ads):
+    lead = salesforce_lead(ads, 8, click_ids={"fbclid": "IwAR3xYz_AbC-case-Sensitive"})
+    ads.run("enrich")
+    ads.salesforce.update("Lead", lead, {"Status": "Qualified"})
+    ads.run("conversions")
+    ids = ads.salesforce.convert_lead(lead, opportunity={"Amount": 2500.5, "StageName": "Closed Won"})
+    ads.run("enrich")
+    for _ in range(2):
+        ads.run("conversions")
+    events = {event["event_name"]: event for event in ads.meta.events()}
+    assert sorted(events) == ["Purchase", "QualifiedLead"] and len(ads.meta.events()) == 2
+    qualified, purchase = events["QualifiedLead"], events["Purchase"]
+    with ads.store.session(readonly=True) as session:
+        touch = session.exec(select(Touchpoint).where(Touchpoint.visitor_id == "adsvisitor008")
+                             .order_by(Touchpoint.occurred_at)).first()
+    clicked_ms = int(touch.occurred_at.timestamp() * 1000)
+    assert qualified["user_data"]["fbc"] == f"fb.1.{clicked_ms}.IwAR3xYz_AbC-case-Sensitive"
+    assert qualified["user_data"]["em"] == [google_hash("pat.buyer8+work@gmail.com")]  # Meta: no Gmail rules
+    assert qualified["user_data"]["ph"] == [google_hash("18005550108")]                 # Meta: no "+"
+    assert qualified["event_id"] == f"salesforce:{lead}:qualify_lead"
+    assert qualified["action_source"] == "system_generated"
+    assert qualified["attributed_click"]["fbclid"] == "IwAR3xYz_AbC-case-Sensitive"
+    assert purchase["event_id"] == f"salesforce:{ids['opportunityId']}:won"
+    assert purchase["custom_data"]["value"] == 2500.5 and purchase["custom_data"]["currency"] == "usd"
+    # No Google click: Google still gets both, matched on the hashed email and phone alone (ECL).
+    assert [c["ad_identifiers"] for c in ads.google.conversions()] == [{}, {}]
