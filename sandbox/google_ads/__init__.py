@@ -52,8 +52,7 @@ from sandbox.google_ads.wire import PayloadError, parse_body
 from sandbox.googleapis import ApiError, FieldViolation, GoogleOAuth, GoogleService, Principal
 from sandbox.googleapis.oauth import DEFAULT_SERVICE_ACCOUNT
 from sandbox.googleapis.status import invalid_argument, new_request_id
-from sandbox.identity import PeopleIndex, Person, e164_digits, e164_plus, gmail_canonical, no_whitespace_lower, \
-    trimmed_lower
+from sandbox.identity import PeopleIndex, Person, e164_digits, e164_plus, gmail_canonical, no_whitespace_lower
 from sandbox.tls import make_tls_files
 from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
 

@@ -27,6 +27,7 @@ from sandbox.googleapis.status import FieldViolation
 
 STRING, DOUBLE, INT64, INT32, BOOL, TIMESTAMP = "TYPE_STRING", "TYPE_DOUBLE", "TYPE_INT64", "TYPE_INT32", \
     "TYPE_BOOL", "Timestamp"
+ANY = "any"   # a message the emulator does not read; kept as the JSON it was
 _TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _INT = re.compile(r"-?\d+")
 
@@ -106,6 +107,8 @@ def parse_message(data: Any, message: str, path: str, schema: Schema) -> dict[st
 
 
 def _value(value: Any, kind: str, path: str, schema: Schema) -> Any:
+    if kind == ANY:
+        return value
     if kind.startswith("msg:"):
         return parse_message(value, kind[4:], path, schema)
     if kind.startswith("enum:"):
