@@ -1,4 +1,10 @@
-"""All three emulators together, as ``closedloop sandbox`` and ``closedloop demo`` run them."""
+"""Every emulator together, as ``closedloop sandbox`` and ``closedloop demo`` run them.
+
+Salesforce (HTTPS), HubSpot, GA4 (Measurement Protocol and the Data API), Google's OAuth token
+endpoint, the Google Ads Data Manager API, and Meta's Conversions API (HTTPS), all on
+loopback and on one clock. One service account (``google_oauth.service_account_file``) may
+write conversions to the seeded Google Ads account and read the GA4 property.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,34 +12,48 @@ from pathlib import Path
 
 from sandbox.clock import Clock
 from sandbox.ga4 import GA4Sandbox
+from sandbox.google_ads import DataManagerSandbox
+from sandbox.googleapis import GoogleOAuth
 from sandbox.hubspot import HubSpotSandbox
+from sandbox.meta import MetaSandbox
 from sandbox.salesforce import SalesforceSandbox
+
+SERVERS = ("salesforce", "hubspot", "ga4", "google_oauth", "google_ads", "meta")
 
 
 @dataclass
 class SandboxSuite:
-    """Salesforce (HTTPS), HubSpot and GA4 on loopback."""
+    """The emulators on loopback; ``ports`` in the order of :data:`SERVERS` (missing ones: any free port)."""
 
     salesforce: SalesforceSandbox
     hubspot: HubSpotSandbox
     ga4: GA4Sandbox
+    google_oauth: GoogleOAuth
+    google_ads: DataManagerSandbox
+    meta: MetaSandbox
 
     @classmethod
-    def start(cls, data_dir: Path, *, host: str = "127.0.0.1", ports: tuple[int, int, int] = (0, 0, 0),
+    def start(cls, data_dir: Path, *, host: str = "127.0.0.1", ports: tuple[int, ...] = (),
               clock: Clock | None = None, **options) -> "SandboxSuite":
+        """Start them all; ``options`` maps a server name to its constructor's keyword arguments."""
         clock = clock or Clock()
-        suite = cls(SalesforceSandbox(data_dir=Path(data_dir) / "salesforce", clock=clock,
-                                      **options.get("salesforce", {})),
+        data_dir = Path(data_dir)
+        ports = tuple(ports) + (0,) * (len(SERVERS) - len(ports))
+        oauth = GoogleOAuth(data_dir=data_dir / "google", **options.get("google_oauth", {}))
+        suite = cls(SalesforceSandbox(data_dir=data_dir / "salesforce", clock=clock, **options.get("salesforce", {})),
                     HubSpotSandbox(clock=clock, **options.get("hubspot", {})),
-                    GA4Sandbox(clock=clock, **options.get("ga4", {})))
-        suite.salesforce.start(host, ports[0])
-        suite.hubspot.start(host, ports[1])
-        suite.ga4.start(host, ports[2])
+                    GA4Sandbox(clock=clock, oauth=oauth, **options.get("ga4", {})),
+                    oauth,
+                    DataManagerSandbox(data_dir=data_dir / "google_ads", oauth=oauth, clock=clock,
+                                       **options.get("google_ads", {})),
+                    MetaSandbox(data_dir=data_dir / "meta", clock=clock, **options.get("meta", {})))
+        for name, port in zip(SERVERS, ports):
+            getattr(suite, name).start(host, port)
         return suite
 
     def stop(self) -> None:
-        for emulator in (self.salesforce, self.hubspot, self.ga4):
-            emulator.stop()
+        for name in reversed(SERVERS):
+            getattr(self, name).stop()
 
     def environment(self) -> dict[str, str]:
         """The environment variables a closedloop config reads its secrets from."""
@@ -41,7 +61,10 @@ class SandboxSuite:
         return {"CLOSEDLOOP_SALESFORCE_CLIENT_ID": sf["client_id"],
                 "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET": sf["client_secret"],
                 "CLOSEDLOOP_HUBSPOT_TOKEN": hs["access_token"],
-                "CLOSEDLOOP_GA4_API_SECRET": self.ga4.api_secret}
+                "CLOSEDLOOP_GA4_API_SECRET": self.ga4.api_secret,
+                # a key file path, like GOOGLE_APPLICATION_CREDENTIALS: Google Ads conversions and the GA4 Data API
+                "CLOSEDLOOP_GOOGLE_SERVICE_ACCOUNT_FILE": str(self.google_oauth.service_account_file),
+                "CLOSEDLOOP_META_ACCESS_TOKEN": self.meta.credentials["access_token"]}
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
                site_origin: str = "http://localhost:8000") -> str:

@@ -261,6 +261,14 @@ class GA4Sandbox:
 
     # -- the Data API ------------------------------------------------------------------
 
+    @property
+    def data_api_settings(self) -> dict[str, str]:
+        """What a GA4 Data API client needs: ``api_endpoint`` (this server), the property id,
+        the service account key file and the read-only scope."""
+        return {"api_endpoint": self.url, "property_id": self.property_id,
+                "service_account_file": str(self.oauth.service_account_file),
+                "scope": "https://www.googleapis.com/auth/analytics.readonly"}
+
     def grant_data_api_access(self, email: str) -> None:
         """Make ``email`` (a service account) a Viewer of the property."""
         with self._lock:

@@ -37,7 +37,8 @@ def _use_the_sandbox(process, ports, tmp_path):
     assert f"https://localhost:{ports[0]}" in output and f'login_url = "https://localhost:{ports[0]}"' in config
     exports = dict(re.findall(r"export (\w+)=(\S+)", output))
     assert set(exports) == {"CLOSEDLOOP_SALESFORCE_CLIENT_ID", "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET",
-                            "CLOSEDLOOP_HUBSPOT_TOKEN", "CLOSEDLOOP_GA4_API_SECRET"}
+                            "CLOSEDLOOP_HUBSPOT_TOKEN", "CLOSEDLOOP_GA4_API_SECRET",
+                            "CLOSEDLOOP_GOOGLE_SERVICE_ACCOUNT_FILE", "CLOSEDLOOP_META_ACCESS_TOKEN"}
     ca = str(tmp_path / "sbx" / "salesforce" / "ca.pem")
     token = requests.post(f"https://localhost:{ports[0]}/services/oauth2/token", verify=ca, timeout=5,
                           data={"grant_type": "client_credentials"},
