@@ -70,6 +70,7 @@ class SandboxSuite:
                site_origin: str = "http://localhost:8000") -> str:
         """A closedloop.toml pointing every integration at the emulators."""
         lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
+        ads, meta = self.google_ads.credentials, self.meta.credentials
         return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
 [state]
 url = "{state_url}"
@@ -95,4 +96,35 @@ search_lag_seconds = {lag}
 enabled = true
 measurement_id = "{self.ga4.measurement_id}"
 endpoint = "{self.ga4.url}"
+
+[ga4.data_api]
+property_id = "{self.ga4.property_id}"
+endpoint = "{self.ga4.url}"
+
+[google_auth]
+credentials_file = "{self.google_oauth.service_account_file}"
+token_uri = "{self.google_oauth.token_uri}"
+
+[google_ads]
+enabled = true
+customer_id = "{ads["operating_account_id"]}"
+endpoint = "{self.google_ads.url}"
+
+[google_ads.conversions.qualify_lead]
+conversion_action_id = "{ads["conversion_actions"]["qualified"]}"
+
+[google_ads.conversions.won]
+conversion_action_id = "{ads["conversion_actions"]["won"]}"
+
+[meta]
+enabled = true
+dataset_id = "{meta["dataset_id"]}"
+graph_url = "{self.meta.url}"
+ca_bundle = "{self.meta.ca_path}"
+
+[meta.conversions.qualify_lead]
+event_name = "QualifiedLead"
+
+[meta.conversions.won]
+event_name = "Purchase"
 '''

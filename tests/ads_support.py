@@ -2,7 +2,6 @@
 who arrive from ads. Import as ``from ads_support import ...``."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 from adapters.retry import RetryPolicy
@@ -16,55 +15,12 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chr
 
 
 class AdsWorld(World):
-    """The sandbox suite plus the Data Manager emulator, one clock for all, closedloop configured for both."""
+    """The sandbox suite (its Data Manager and Meta emulators included) on one clock that tests move,
+    closedloop configured for both platforms exactly as ``closedloop sandbox`` prints it."""
 
-    def __init__(self, tmp_path, extra_config: str = "", *, google_consent: str = "", meta_consent: str = "",
-                 **options) -> None:
-        from sandbox.google_ads import DataManagerSandbox, QUALIFIED_ACTION, WON_ACTION
-        from sandbox.meta import ACCESS_TOKEN, DATASET_ID, MetaSandbox
-
+    def __init__(self, tmp_path, extra_config: str = "", **options) -> None:
         self.clock = Clock()
-        self.google = DataManagerSandbox(data_dir=tmp_path / "datamanager", clock=self.clock)
-        self.google.start()
-        self.meta = MetaSandbox(data_dir=tmp_path / "meta", clock=self.clock)
-        self.meta.start()
-        key = self.google.service_account_file
-        token_uri = json.loads(key.read_text())["token_uri"]
-        config = f'''
-[google_auth]
-credentials_file = "{key}"
-token_uri = "{token_uri}"
-
-[google_ads]
-enabled = true
-customer_id = "1234567890"
-endpoint = "{self.google.url}"
-{google_consent}
-[google_ads.conversions.qualify_lead]
-conversion_action_id = "{QUALIFIED_ACTION}"
-
-[google_ads.conversions.won]
-conversion_action_id = "{WON_ACTION}"
-
-[meta]
-enabled = true
-dataset_id = "{DATASET_ID}"
-graph_url = "{self.meta.url}"
-ca_bundle = "{self.meta.ca_path}"
-{meta_consent}
-[meta.conversions.qualify_lead]
-event_name = "QualifiedLead"
-
-[meta.conversions.won]
-event_name = "Purchase"
-''' + extra_config
-        try:
-            super().__init__(tmp_path, config, clock=self.clock,
-                             environ={"CLOSEDLOOP_META_ACCESS_TOKEN": ACCESS_TOKEN}, **options)
-        except BaseException:
-            self.google.stop()
-            self.meta.stop()
-            raise
+        super().__init__(tmp_path, extra_config, clock=self.clock, **options)
         from sync.jobs.base import JobRunner
 
         self.runner = JobRunner(self.config, self.store, connections=self.connections, clock=self.clock.now)
@@ -75,12 +31,13 @@ event_name = "Purchase"
                 sender.policy = RetryPolicy(attempts=4, initial_wait=1.0, max_wait=30.0, give_up_after=120.0,
                                             sleep=self.clock.advance, seed=1)
 
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.google.stop()
-            self.meta.stop()
+    @property
+    def google(self):
+        return self.suite.google_ads
+
+    @property
+    def meta(self):
+        return self.suite.meta
 
 
 def arrive_from_ad(world, visitor: str, *, at: datetime, click_ids: dict[str, str], email: str,
