@@ -31,7 +31,7 @@ PAGE = 10_000
 
 @dataclass(frozen=True)
 class RevenueRow:
-    key: str          # the dimension's value: a channel group or a transaction id
+    keys: tuple[str, ...]   # the dimensions' values, e.g. (transaction id, first-user channel group)
     revenue: Decimal
     purchases: int
 
@@ -53,20 +53,21 @@ class Ga4DataReader:
         configure_google_sessions(self._client.transport._session, timeout=timeout, ca_bundle=ca_bundle,
                                   counter=counter, system=SYSTEM)
 
-    def revenue_by(self, dimension: str, start: date, end: date) -> list[RevenueRow]:
-        """Purchase revenue and purchases per value of ``dimension`` (``firstUserDefaultChannelGroup``,
-        ``transactionId``...) for the days ``start``..``end`` (the property's time zone)."""
+    def revenue_by(self, dimensions: list[str], start: date, end: date) -> list[RevenueRow]:
+        """Purchase revenue and purchases per combination of ``dimensions`` (``transactionId``,
+        ``firstUserDefaultChannelGroup``...) for the days ``start``..``end`` (the property's time zone)."""
         rows: list[RevenueRow] = []
         offset = 0
         while True:
             request = RunReportRequest(property=f"properties/{self.property_id}",
                                        date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
-                                       dimensions=[Dimension(name=dimension)],
+                                       dimensions=[Dimension(name=name) for name in dimensions],
                                        metrics=[Metric(name="purchaseRevenue"), Metric(name="ecommercePurchases")],
                                        limit=PAGE, offset=offset)
             response = self._call(lambda: self._client.run_report(request=request, retry=None, timeout=self.timeout))
             for row in response.rows:
-                rows.append(RevenueRow(row.dimension_values[0].value, Decimal(row.metric_values[0].value or "0"),
+                rows.append(RevenueRow(tuple(value.value for value in row.dimension_values),
+                                       Decimal(row.metric_values[0].value or "0"),
                                        int(Decimal(row.metric_values[1].value or "0"))))
             offset += len(response.rows)
             if not response.rows or offset >= response.row_count:

@@ -1,10 +1,11 @@
 """``closedloop demo``: the whole loop on this machine, with no credentials and no network.
 
-It starts the sandbox (Salesforce, HubSpot, GA4), creates the mapped fields, sends a few weeks
+It starts the sandbox (Salesforce, HubSpot, GA4, Google Ads, Meta), creates the mapped fields, sends a few weeks
 of synthetic visits through the real collector, creates the leads those visitors became in
 both CRMs, runs the daemon's jobs, moves deals through the pipeline to won and lost, runs the
 jobs again, and shows what happened: leads enriched, a lead as a sales rep sees it, revenue in
-GA4 by first-user channel next to the CRM's won revenue by first-click channel. Everything it
+GA4 by first-user channel next to the CRM's won revenue by first-click channel, and the conversions
+each stage became in Google Ads and Meta. Everything it
 made stays in the demo directory (config, state database, HTML report, ``summary.json``).
 """
 from __future__ import annotations
@@ -85,6 +86,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             visits = progress.add_task("Visitors browsing the site (beacons → collector)", total=len(plan))
             beacons = generator.send(plan, progress=lambda: progress.advance(visits))
             app.state.writer.flush()
+            _ads_served(suite, plan)
 
             converted = [person for person in plan if person.converted_at is not None]
             leads = progress.add_task("Leads arriving in Salesforce and HubSpot", total=len(converted))
@@ -111,8 +113,9 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             runner.execute(jobs["enrich"])
             progress.advance(step)
 
-            pipeline = progress.add_task("Sales working the pipeline (deals won and lost)",
+            pipeline = progress.add_task("Sales working the pipeline (leads qualified, deals won and lost)",
                                          total=len(sf_leads) + len(hs_contacts))
+            deals = []  # qualified now; their deals are worked after closedloop has seen the qualification
             for person, lead in sf_leads:
                 roll = rng.random()
                 if roll < 0.25:
@@ -120,18 +123,8 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
                 elif roll < 0.35:
                     suite.salesforce.update("Lead", lead, {"Status": "Unqualified"})
                 elif roll < 0.95:
-                    ids = suite.salesforce.convert_lead(lead, opportunity={
-                        "Amount": rng.choice(AMOUNTS), "StageName": "Qualification",
-                        "CloseDate": (person.converted_at + timedelta(days=30)).date().isoformat()})
-                    outcome = rng.random()
-                    if outcome < 0.5:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won"})
-                    elif outcome < 0.7:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Lost"})
-                    else:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"],
-                                                {"StageName": rng.choice(["Proposal/Price Quote",
-                                                                          "Negotiation/Review"])})
+                    suite.salesforce.update("Lead", lead, {"Status": "Qualified"})
+                    deals.append(lambda person=person, lead=lead: _salesforce_deal(suite, rng, person, lead))
                 progress.advance(pipeline)
             for person, contact in hs_contacts:
                 roll = rng.random()
@@ -141,22 +134,21 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
                     suite.hubspot.update("contacts", contact, {"hs_lead_status": "UNQUALIFIED"})
                 elif roll < 0.9:
                     suite.hubspot.update("contacts", contact, {"lifecyclestage": "salesqualifiedlead"})
-                    deal = suite.hubspot.create("deals", {"dealname": f"{person.email.split('@')[1]} deal",
-                                                          "amount": str(rng.choice(AMOUNTS))})
-                    suite.hubspot.associate(deal, contact)
-                    outcome = rng.random()
-                    stage = "closedwon" if outcome < 0.5 else "closedlost" if outcome < 0.7 else \
-                        rng.choice(["presentationscheduled", "contractsent"])
-                    suite.hubspot.update("deals", deal, {"dealstage": stage})
-                    if stage == "closedwon":
-                        suite.hubspot.update("contacts", contact, {"lifecyclestage": "customer"})
+                    deals.append(lambda person=person, contact=contact: _hubspot_deal(suite, rng, person, contact))
                 progress.advance(pipeline)
+            for name in ("lifecycle", "conversions"):  # qualified leads → GA4, Google Ads, Meta
+                runner.execute(jobs[name])
+            for work in deals:
+                work()
 
-            step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4)", total=3)
-            for name in ("enrich", "revenue", "lifecycle"):
+            step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4; "
+                                     "conversions → Google Ads, Meta)", total=4)
+            for name in ("enrich", "revenue", "lifecycle", "conversions"):
                 runner.execute(jobs[name])
                 progress.advance(step)
         summary = _summarise(directory, config, store, suite, connections, beacons, len(plan), created)
+        reconciled = _reconcile(config, store, connections)
+        (directory / "reconcile.json").write_text(json.dumps(reconciled.as_json(), indent=2))
         html = directory / "report.html"
         settings = journey_settings(config)
         with store.session(readonly=True) as session:
@@ -165,11 +157,109 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
         summary["html_report"] = str(html.resolve())
         (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         _print(console, summary)
+        from sync.cli import print_reconcile
+
+        console.print("\n[bold]closedloop reconcile[/bold] (the CRMs, what closedloop sent, what GA4 and Google Ads "
+                      "report; also in reconcile.json):")
+        print_reconcile(Console(width=max(console.width, 160), file=console.file), reconciled)
+        summary["reconcile_differences"] = len(reconciled.differences)
         return summary
     finally:
         if collector is not None:
             collector.stop()
         suite.stop()
+
+
+def _reconcile(config, store, connections):
+    """``closedloop reconcile`` for the demo's weeks, while the emulators can still be read back."""
+    from datetime import datetime, timezone
+
+    from sync.jobs.readback import read_back
+    from sync.reports.reconcile import reconcile
+
+    today = datetime.now(timezone.utc).date()
+    start = today - timedelta(days=60)
+    readback = read_back(config, connections, store, start, today)
+    actions = {stage: c.conversion_action_id for stage, c in config.settings.google_ads.conversions.items()}
+    with store.session(readonly=True) as session:
+        return reconcile(session, journey_settings(config), start, today, readback, stage_actions=actions,
+                         ga4_delay_hours=config.settings.ga4.data_api.processing_delay_hours)
+
+
+def _salesforce_deal(suite, rng, person, lead) -> None:
+    ids = suite.salesforce.convert_lead(lead, opportunity={
+        "Amount": rng.choice(AMOUNTS), "StageName": "Qualification",
+        "CloseDate": (person.converted_at + timedelta(days=30)).date().isoformat()})
+    outcome = rng.random()
+    if outcome < 0.5:
+        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won"})
+    elif outcome < 0.7:
+        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Lost"})
+    else:
+        suite.salesforce.update("Opportunity", ids["opportunityId"],
+                                {"StageName": rng.choice(["Proposal/Price Quote", "Negotiation/Review"])})
+
+
+def _hubspot_deal(suite, rng, person, contact) -> None:
+    deal = suite.hubspot.create("deals", {"dealname": f"{person.email.split('@')[1]} deal",
+                                          "amount": str(rng.choice(AMOUNTS))})
+    suite.hubspot.associate(deal, contact)
+    outcome = rng.random()
+    stage = "closedwon" if outcome < 0.5 else "closedlost" if outcome < 0.7 else \
+        rng.choice(["presentationscheduled", "contractsent"])
+    suite.hubspot.update("deals", deal, {"dealstage": stage})
+    if stage == "closedwon":
+        suite.hubspot.update("contacts", contact, {"lifecyclestage": "customer"})
+
+
+def _ads_served(suite, plan) -> None:
+    """What the ad platforms know before any conversion arrives: the clicks they served (each paid
+    visit's gclid or fbclid, at its time) and their users (the buyers' e-mail addresses)."""
+    from urllib.parse import parse_qs
+
+    for person in plan:
+        for moment, _device, query, _referrer, _pages in person.visits:
+            ids = {key: values[0] for key, values in parse_qs(query.lstrip("?")).items()}
+            if ids.get("gclid"):
+                suite.google_ads.record_click(at=moment, gclid=ids["gclid"], campaign=ids.get("utm_campaign", ""))
+            if ids.get("fbclid"):
+                suite.meta.record_click(ids["fbclid"], at=moment, campaign=ids.get("utm_campaign", ""))
+        suite.google_ads.register_person(email=person.email, label=person.email)
+        suite.meta.register_person(email=person.email, label=person.email)
+
+
+def _ad_platforms(config, store, suite) -> dict:
+    """Per stage: reached in the CRMs, received by Google Ads and by Meta, and why the rest was not sent."""
+    from state.models import AdConversion
+
+    actions = {c.conversion_action_id: stage for stage, c in config.settings.google_ads.conversions.items()}
+    events = {c.event_name: stage for stage, c in config.settings.meta.conversions.items()}
+    stages: dict = {}
+
+    def entry(stage):
+        return stages.setdefault(stage, {"reached": 0, "google_ads": 0, "meta": 0, "google_ads_value": "0",
+                                         "meta_value": "0", "not_sent": {"google_ads": {}, "meta": {}}})
+
+    with store.session(readonly=True) as session:
+        rows = session.exec(select(AdConversion)).all()
+    for row in rows:
+        if row.destination == "google_ads":
+            entry(row.stage)["reached"] += 1
+        if row.status != "sent":
+            reasons = entry(row.stage)["not_sent"][row.destination]
+            reason = row.reason or row.status
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for conversion in suite.google_ads.conversions():
+        item = entry(actions.get(conversion["conversion_action_id"], conversion["conversion_action_id"]))
+        item["google_ads"] += 1
+        item["google_ads_value"] = str(Decimal(item["google_ads_value"]) +
+                                       Decimal(str(conversion.get("conversion_value") or 0)))
+    for event in suite.meta.events(counted_only=True):
+        item = entry(events.get(event["event_name"], event["event_name"]))
+        item["meta"] += 1
+        item["meta_value"] = str(Decimal(item["meta_value"]) +
+                                 Decimal(str((event.get("custom_data") or {}).get("value") or 0)))
+    return stages
 
 
 def _summarise(directory, config, store, suite, connections, beacons, visitors, created_fields) -> dict:
@@ -218,6 +308,7 @@ def _summarise(directory, config, store, suite, connections, beacons, visitors, 
         "ga4_purchases": sum(1 for e in events if e["name"] == "purchase"),
         "won_deals_whose_first_visit_was_direct": first_visit_direct,
         "ga4_lead_events": sum(1 for e in events if e["name"].endswith("_lead")),
+        "ad_platforms": _ad_platforms(config, store, suite),
         "sample_lead": {"id": sample_id, **{k: v for k, v in (sample or {}).items()
                                              if k.startswith("CL_") or k in ("FirstName", "LastName", "Company",
                                                                              "Email", "LeadSource")}},
@@ -278,6 +369,18 @@ def _print(console: Console, summary: dict) -> None:
                       "while closedloop credits the first campaign, search or referral that brought them "
                       "(first click). Every other dollar lines up.")
     console.print(f"GA4 received {summary['ga4_purchases']} purchases and {summary['ga4_lead_events']} lead events.")
+    table = Table(title="Conversions per stage: reached in the CRMs, received by Google Ads and Meta",
+                  title_justify="left")
+    for column in ("stage", "CRM", "Google", "value", "Meta", "value", "not sent (why)"):
+        table.add_column(column, justify="left" if column in ("stage", "not sent (why)") else "right")
+    for stage, item in sorted(summary["ad_platforms"].items()):
+        why = "; ".join(f"{ {'google_ads': 'Google', 'meta': 'Meta'}[platform]}: " + ", ".join(
+            f"{reason.replace('_', ' ')} {count}" for reason, count in sorted(reasons.items()))
+            for platform, reasons in item["not_sent"].items() if reasons)
+        table.add_row(stage, str(item["reached"]), str(item["google_ads"]), f"{Decimal(item['google_ads_value']):,.2f}",
+                      str(item["meta"]), f"{Decimal(item['meta_value']):,.2f}", why or "–")
+    console.print(table)
+
     console.print(f"\nHTML report: [bold]{summary['html_report']}[/bold]")
     console.print(f"Explore further: closedloop report --config {summary['config']}   "
                   f"(and status, explain VISITOR_ID, dead-letters list)")

@@ -34,7 +34,7 @@ class Readback:
     """What each destination says it received (None: not read; ``notes`` say why)."""
 
     ga4_by_channel: dict[str, Decimal] | None = None
-    ga4_by_transaction: dict[str, Decimal] | None = None
+    ga4_by_transaction: dict[str, tuple[Decimal, str]] | None = None   # → (revenue, first-user channel group)
     google_requests: dict[str, list[dict[str, Any]]] | None = None   # request id → per-action status
     notes: list[str] = field(default_factory=list)
 
@@ -46,9 +46,13 @@ def read_back(config: Config, connections, store, start: date, end: date) -> Rea
         try:
             reader = Ga4DataReader(data_api.property_id, connections.google_credentials(), endpoint=data_api.endpoint,
                                    counter=connections.counter)
-            result.ga4_by_channel = {row.key: row.revenue
-                                     for row in reader.revenue_by("firstUserDefaultChannelGroup", start, end)}
-            result.ga4_by_transaction = {row.key: row.revenue for row in reader.revenue_by("transactionId", start, end)}
+            rows = reader.revenue_by(["transactionId", "firstUserDefaultChannelGroup"], start, end)
+            result.ga4_by_channel, result.ga4_by_transaction = {}, {}
+            for row in rows:
+                transaction, channel = row.keys
+                result.ga4_by_channel[channel] = result.ga4_by_channel.get(channel, Decimal(0)) + row.revenue
+                if transaction and transaction != "(not set)":
+                    result.ga4_by_transaction[transaction] = (row.revenue, channel)
         except ClosedloopError as exc:
             result.notes.append(f"GA4 could not be read back: {exc.user_message}")
     elif config.settings.ga4.enabled:

@@ -110,10 +110,10 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
     ledgers = {(r.crm, r.deal_id): r for r in session.exec(select(RevenueLedger)).all()}
     by_transaction = readback.ga4_by_transaction
     deals = [d for d in session.exec(select(DealRecord).where(DealRecord.is_won)).all()
-             if d.closed_at and low <= d.closed_at < high and Decimal(d.amount or "0") > 0]
+             if low <= won_on(d) < high and Decimal(d.amount or "0") > 0]
     for deal in deals:
         person = _person(session, session.get(LeadSync, (deal.crm, deal.person_object or "", deal.person_id or "")),
-                         settings, deal.closed_at) if deal.person_id else None
+                         settings, won_on(deal)) if deal.person_id else None
         channel = person.key[0] if person is not None and person.key != UNATTRIBUTED else None
         row = line(channel)
         amount = Decimal(deal.amount or "0")
@@ -124,7 +124,7 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
             row.ga4_sent += Decimal(ledger.value or "0")
             if by_transaction is not None:
                 transaction = f"{deal.crm}:{deal.deal_id}" + (f":{ledger.version}" if ledger.version > 1 else "")
-                received = by_transaction.get(transaction)
+                received, ga4_channel = by_transaction.get(transaction, (None, None))
                 if received is None:
                     late = now - ledger.updated_at < timedelta(hours=ga4_delay_hours)
                     differences.append(Difference("ga4", deal.crm, deal.deal_id, "won",
@@ -135,6 +135,10 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
                     differences.append(Difference("ga4", deal.crm, deal.deal_id, "won",
                                                   f"GA4 reports {received} for {transaction}, closedloop sent "
                                                   f"{ledger.value}"))
+                elif ga4_channel != row.channel:
+                    differences.append(Difference("ga4", deal.crm, deal.deal_id, "won", (
+                        f"GA4 files it under {ga4_channel}, the channel of the buyer's very first session "
+                        f"(first-user channel); closedloop under {row.channel}, the first click")))
         else:
             why = (ledger.reason if ledger is not None and ledger.reason else
                    "GA4 is not enabled" if ledger is None else ledger.status)
@@ -181,8 +185,7 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
                 row.ga4_received = Decimal(0)
         if any(row.ga4_received != row.ga4_sent for row in channels.values()):
             notes.append("GA4 files revenue under the channel of a buyer's very first session (first-user channel), "
-                         "closedloop under the first click: a buyer whose first visit was direct moves revenue from "
-                         "a channel to Direct in GA4 while the totals stay equal")
+                         "closedloop under the first click: the rows above say which deals moved")
     if "meta" in {s.destination for s in stages.values()}:
         notes.append("Meta cannot be read back (the Conversions API has no read endpoint): its columns are what "
                      "closedloop sent; Meta cannot restate or retract a conversion")
@@ -190,6 +193,12 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
                            sorted(stages.values(), key=lambda s: (s.destination, s.stage)),
                            sorted(differences, key=lambda d: (d.destination, d.crm, d.record_id, d.stage)),
                            dict(failures), notes)
+
+
+def won_on(deal: DealRecord) -> datetime:
+    """When a deal was won, as closedloop dates its conversions: its close date unless that is still to
+    come (a Salesforce CloseDate is often the planned one), else when closedloop saw it won."""
+    return min(deal.closed_at, deal.updated_at) if deal.closed_at else deal.updated_at
 
 
 def _why(conversion: AdConversion, dead: dict, google_rows: dict[str, str]) -> str:
