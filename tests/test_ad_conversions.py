@@ -188,3 +188,31 @@ def test_a_meta_ad_visitor_becomes_one_meta_event_per_stage_with_fbc_and_metas_o
     assert purchase["custom_data"]["value"] == 2500.5 and purchase["custom_data"]["currency"] == "usd"
     # No Google click: Google still gets both, matched on the hashed email and phone alone (ECL).
     assert [c["ad_identifiers"] for c in ads.google.conversions()] == [{}, {}]
+
+
+def test_check_names_the_file_line_and_key_of_a_conversion_action_google_refuses_and_a_bad_meta_token(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    world = AdsWorld(tmp_path)
+    try:
+        world.create_fields()
+        text = world.config_path.read_text().replace(f'conversion_action_id = "{WON_ACTION}"',
+                                                     'conversion_action_id = "333333333"')
+        world.config_path.write_text(text)
+        line = text.splitlines().index('conversion_action_id = "333333333"') + 1
+        environment = {**os.environ, **world.environ, "CLOSEDLOOP_META_ACCESS_TOKEN": "EAAGnot-a-real-token"}
+        result = subprocess.run([sys.executable, "-m", "sync.cli", "check", "--config", str(world.config_path)],
+                                env=environment, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "google_ads: qualify_lead → conversion action 111111111 accepts conversions" in result.stdout
+        problems = [p.strip() for p in result.stderr.splitlines()[1:]]
+        assert len(problems) == 2, problems
+        assert problems[0].startswith(f"{world.config_path}:{line}: [google_ads.conversions.won] "
+                                      "conversion_action_id: destinations[0].product_destination_id: "
+                                      "INVALID_CONVERSION_ACTION_TYPE")
+        assert any("[meta] dataset_id / access_token_env" in p and "access token" in p for p in problems)
+        assert "EAAGnot-a-real-token" not in result.stdout + result.stderr
+    finally:
+        world.close()
