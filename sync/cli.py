@@ -537,6 +537,7 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
 
     from sync.journey.hits import journey_settings
     from sync.reports.build import pipeline_report, source_report, to_csv, to_json
+    from sync.reports.reconcile import conversion_counts
 
     config, store = boot(config_path, remote=False)
     since = since.replace(tzinfo=timezone.utc) if since else None
@@ -546,6 +547,7 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
         sources = source_report(session, settings, model=model, half_life=timedelta(days=half_life), since=since,
                                 until=until)
         pipeline = pipeline_report(session, settings, since=since, until=until)
+        conversions = conversion_counts(session, since, until)
     if html_path:
         from sync.reports.html import render_html
 
@@ -553,11 +555,28 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
     if output == "csv":
         click.echo(to_csv(sources), nl=False)
     elif output == "json":
-        click.echo(to_json(sources, pipeline))
+        click.echo(json.dumps({**json.loads(to_json(sources, pipeline)), "ad_conversions": conversions}, indent=2))
     else:
         _print_report(sources, pipeline, kind)
+        _print_conversions(conversions)
     if html_path:
         click.echo(f"HTML report: {html_path.resolve()}", err=output != "table")
+
+
+def _print_conversions(counts: list[dict]) -> None:
+    """Ad platform conversions per stage: sent, and why the rest was not (e.g. "no match key")."""
+    if not counts:
+        return
+    columns = ["sent", "queued", "waiting", "no match key", "no consent", "too old", "refused", "dead"]
+    columns += sorted({key for row in counts for key in row} - set(columns) - {"destination", "stage"})
+    table = Table(title="Ad platform conversions by stage", title_justify="left")
+    table.add_column("platform")
+    table.add_column("stage")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in counts:
+        table.add_row(row["destination"], row["stage"], *[str(row.get(column, 0)) for column in columns])
+    Console(width=max(Console().width, 160)).print(table)
 
 
 def _print_report(sources, pipeline, kind: str) -> None:

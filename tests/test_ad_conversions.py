@@ -216,3 +216,26 @@ def test_check_names_the_file_line_and_key_of_a_conversion_action_google_refuses
         assert "EAAGnot-a-real-token" not in result.stdout + result.stderr
     finally:
         world.close()
+
+
+def test_a_lead_with_no_usable_identifier_waits_for_its_visitor_then_report_counts_it_as_no_match_key(ads):
+    import json as jsonlib
+    import os
+    import subprocess
+    import sys
+
+    lead = ads.salesforce.create("Lead", {"LastName": "Nobody", "Company": "N"})  # no web visit, no email
+    ads.salesforce.update("Lead", lead, {"Status": "Qualified"})
+    ads.run("conversions")
+    with ads.store.session(readonly=True) as session:
+        assert {r.status for r in session.exec(select(AdConversion)).all()} == {"waiting"}
+    ads.clock.advance(25 * 3600)  # [journey] match_wait_hours = 24
+    ads.run("conversions")
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "report", "--format", "json", "--config",
+                             str(ads.config_path)], env={**os.environ, **ads.environ}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    counts = jsonlib.loads(result.stdout)["ad_conversions"]
+    assert counts == [{"destination": "google_ads", "stage": "qualify_lead", "no match key": 1},
+                      {"destination": "meta", "stage": "qualify_lead", "no consent": 1}]
+    assert ads.google.conversions() == [] and ads.meta.events() == []

@@ -195,6 +195,21 @@ def reconcile(session: Session, settings: JourneySettings, start: date, end: dat
                            dict(failures), notes)
 
 
+def conversion_counts(session: Session, since: datetime | None = None,
+                      until: datetime | None = None) -> list[dict[str, Any]]:
+    """Per platform and stage: conversions sent, queued, and not sent by reason ("no match key",
+    "no consent", "too old", dead-lettered, waiting), for ``closedloop report``."""
+    counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for row in session.exec(select(AdConversion)).all():
+        if (since and row.occurred_at and row.occurred_at < since) or (until and row.occurred_at
+                                                                       and row.occurred_at >= until):
+            continue
+        label = row.status if row.status in ("sent", "queued", "waiting") else (row.reason or row.status)
+        counts[(row.destination, row.stage)][label.replace("_", " ")] += 1
+    return [{"destination": destination, "stage": stage, **dict(counter)}
+            for (destination, stage), counter in sorted(counts.items())]
+
+
 def won_on(deal: DealRecord) -> datetime:
     """When a deal was won, as closedloop dates its conversions: its close date unless that is still to
     come (a Salesforce CloseDate is often the planned one), else when closedloop saw it won."""
