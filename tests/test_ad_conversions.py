@@ -5,22 +5,11 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-import pytest
 from sqlmodel import select
 
 from ads_support import AdsWorld, arrive_from_ad
 from sandbox.google_ads import QUALIFIED_ACTION, WON_ACTION
-from state.models import AdConversion, DeadLetter, OutboxEvent, Touchpoint
-
-
-@pytest.fixture
-def ads(tmp_path):
-    world = AdsWorld(tmp_path)
-    try:
-        world.create_fields()
-        yield world
-    finally:
-        world.close()
+from state.models import AdConversion, DeadLetter, Touchpoint
 
 
 def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", phone="(800) 555-01%02d"):

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlmodel import select
 
-from ads_support import AdsWorld, arrive_from_ad
+from ads_support import arrive_from_ad
 from state.models import AdConversion, DeadLetter, OutboxEvent
 from sync.ops import dead_letters
-
-
-@pytest.fixture
-def ads(tmp_path):
-    world = AdsWorld(tmp_path)
-    try:
-        world.create_fields()
-        yield world
-    finally:
-        world.close()
 
 
 def qualified_lead(world, n, *, gclid=None, fbclid=None, days_ago=2.0):

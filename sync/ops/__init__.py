@@ -2,8 +2,8 @@
 
 Owns job health (``health``), the Prometheus registry (``metrics``), logging with secret
 redaction (``logs``), remembered API allowances (``budgets``), dead letters
-(``dead_letters``) and building the adapters, mappings and GA4 sender a config describes
-(``connections``).
+(``dead_letters``) and building the adapters, mappings, GA4 sender and ad platform senders a
+config describes (``connections``).
 
 It may import ``adapters``, ``mappings``, ``state`` and ``sync.config``; ``connections`` also
 reads ``sync.journey``'s variable catalogue. ``capture`` and ``jobs`` import from here, so
