@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.clock import Clock
+from sandbox.control import AdPlatformControls
+from sandbox.faults import OUTAGE, FaultPlan
 from sandbox.google_ads import rules
 from sandbox.google_ads.accounts import Accounts, Click
 from sandbox.google_ads.app import build_router
@@ -87,7 +89,7 @@ GOOGLE_MISTAKES = {
 }
 
 
-class DataManagerSandbox:
+class DataManagerSandbox(AdPlatformControls):
     """The Data Manager API's ``IngestionService`` in front of an emulated Google Ads.
 
     Options: ``data_dir`` (TLS files, and the OAuth emulator's key file when it owns one),
@@ -121,8 +123,7 @@ class DataManagerSandbox:
         self.ledger = Ledger(self.accounts, self.people, processing_seconds=self._processing_seconds,
                              min_click_age=self._min_click_age)
         self.log: list[dict[str, Any]] = []
-        self.faults: list[str] = []
-        self.down_until: datetime | None = None
+        self.faults = FaultPlan(FAULT_KINDS, self.clock)
         self._calls: dict[str, deque] = {}
         users = set(self.default_users)
         month_ago = self.clock.now() - timedelta(days=30)
@@ -305,13 +306,13 @@ class DataManagerSandbox:
         calls.append(now)
 
     def _take_fault(self, entry: dict[str, Any]) -> Response | str | None:
-        if self.down_until is not None and self.clock.now() < self.down_until:
-            entry.update(status=503, fault="outage")
-            return ApiError("UNAVAILABLE", "The service is currently unavailable.").response()
-        if not self.faults:
+        kind = self.faults.take()
+        if kind is None:
             return None
-        kind = self.faults.pop(0)
         entry["fault"] = kind
+        if kind == OUTAGE:
+            entry["status"] = 503
+            return ApiError("UNAVAILABLE", "The service is currently unavailable.").response()
         if kind == "drop":
             raise DropConnection()
         if kind == "lost_response":
@@ -346,28 +347,6 @@ class DataManagerSandbox:
         with self.lock:
             return self.accounts.record_click(customer_id, at=at or self.clock.now(), gclid=gclid, gbraid=gbraid,
                                               wbraid=wbraid, campaign=campaign)
-
-    def register_person(self, *, email: str | None = None, phone: str | None = None, label: str = "") -> None:
-        """A Google user, so hashed identifiers can be judged as matching or wrongly normalised."""
-        with self.lock:
-            self.people.add(Person(email, phone, label or email or phone or ""))
-
-    def inject(self, kind: str, times: int = 1) -> None:
-        """Make the next ``times`` API calls fail: one of :data:`FAULT_KINDS`."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind is one of {sorted(FAULT_KINDS)}")
-        with self.lock:
-            self.faults.extend([kind] * int(times))
-
-    def outage(self, seconds: float) -> datetime:
-        """Answer 503 UNAVAILABLE to every API call for ``seconds`` on the sandbox clock."""
-        with self.lock:
-            self.down_until = self.clock.now() + timedelta(seconds=seconds)
-            return self.down_until
-
-    def end_outage(self) -> None:
-        with self.lock:
-            self.down_until = None
 
     def conversions(self, customer_id: str | None = None, conversion_action_id: str | None = None) -> list[dict]:
         """What Google Ads recorded ("what Google received"), optionally for one destination."""
