@@ -202,57 +202,51 @@ class DataManagerSandbox(AdPlatformControls):
     # -- the API ------------------------------------------------------------------------
 
     def handle_ingest(self, request: Request) -> Response:
+        return self._call(request, "ingest", rules.INGEST_METHOD, self._ingest)
+
+    def handle_status(self, request: Request) -> Response:
+        return self._call(request, "status", STATUS_METHOD, self._status)
+
+    def _call(self, request: Request, kind: str, method: str, action) -> Response:
+        """Faults, then Google's edge (auth, quota), then ``action``; every call is logged."""
         with self.lock:
-            entry = self._entry(request, "ingest")
+            entry = self._entry(request, kind)
             fault = self._take_fault(entry)
-            if fault is not None and fault != "lost_response":
+            if isinstance(fault, Response):
                 return fault
             try:
-                principal = self.oauth.authenticate(request, SERVICE, rules.INGEST_METHOD)
+                principal = self.oauth.authenticate(request, SERVICE, method)
                 entry["caller"] = principal.email
                 self._count_call(principal)
-                try:
-                    parsed = parse_body(request.body)
-                except PayloadError as exc:
-                    raise invalid_argument([exc.violation], rules.DOMAIN, {"method": rules.INGEST_METHOD}) from None
-                entry["body"] = _json_or_none(request.body)
-                accepted = rules.check(parsed, principal, self.accounts, self.clock.now())
+                body = action(request, principal, entry)
             except ApiError as error:
                 return self._refuse(entry, error)
-            body: dict[str, Any] = {}
-            if parsed.get("validateOnly"):
-                entry["validate_only"] = True
-            else:
-                request_id = str(uuid.uuid4())
-                self.ledger.process(request_id, parsed, accepted.targets, principal.email, self.clock.now())
-                body["requestId"] = entry["request_id"] = request_id
-            if accepted.warnings:
-                body["fieldWarnings"] = accepted.warnings
             entry["status"] = 200
-            if fault == "lost_response":
-                entry["fault"] = "lost_response"
+            if fault == "lost_response":   # done, and the answer never arrives
                 raise DropConnection()
             return Response.json(body)
 
-    def handle_status(self, request: Request) -> Response:
-        with self.lock:
-            entry = self._entry(request, "status")
-            fault = self._take_fault(entry)
-            if fault is not None and fault != "lost_response":
-                return fault
-            try:
-                principal = self.oauth.authenticate(request, SERVICE, STATUS_METHOD)
-                entry["caller"] = principal.email
-                self._count_call(principal)
-                request_id = request.arg("requestId") or request.arg("request_id") or ""
-                entry["request_id"] = request_id
-                body = self._status_for(principal, request_id)
-            except ApiError as error:
-                return self._refuse(entry, error)
-            entry["status"] = 200
-            if fault == "lost_response":
-                raise DropConnection()
-            return Response.json(body)
+    def _ingest(self, request: Request, principal: Principal, entry: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parsed = parse_body(request.body)
+        except PayloadError as exc:
+            raise invalid_argument([exc.violation], rules.DOMAIN, {"method": rules.INGEST_METHOD}) from None
+        entry["body"] = _json_or_none(request.body)
+        accepted = rules.check(parsed, principal, self.accounts, self.clock.now())
+        body: dict[str, Any] = {}
+        if parsed.get("validateOnly"):
+            entry["validate_only"] = True
+        else:
+            request_id = str(uuid.uuid4())
+            self.ledger.process(request_id, parsed, accepted.targets, principal.email, self.clock.now())
+            body["requestId"] = entry["request_id"] = request_id
+        if accepted.warnings:
+            body["fieldWarnings"] = accepted.warnings
+        return body
+
+    def _status(self, request: Request, principal: Principal, entry: dict[str, Any]) -> dict[str, Any]:
+        request_id = entry["request_id"] = request.arg("requestId") or request.arg("request_id") or ""
+        return self._status_for(principal, request_id)
 
     def _status_for(self, principal: Principal, request_id: str) -> dict[str, Any]:
         def refuse(reason: str, message: str) -> ApiError:
