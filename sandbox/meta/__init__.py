@@ -215,9 +215,13 @@ class MetaSandbox(AdPlatformControls):
 
     @staticmethod
     def _get_dataset(dataset: Dataset, values: dict[str, Any], trace: str) -> dict[str, Any]:
-        wanted = str(values.get("fields") or "id,name").split(",")
+        wanted = [name.strip() for name in str(values.get("fields") or "id,name").split(",") if name.strip()]
         known = {"id": dataset.id, "name": dataset.name, "is_unavailable": False}
-        return {name: known[name] for name in wanted if name in known} | {"id": dataset.id}
+        for name in wanted:
+            if name not in known:
+                raise GraphError(400, f"(#100) Tried accessing nonexisting field ({name}) on node type (AdsPixel)",
+                                 100)
+        return {name: known[name] for name in wanted} | {"id": dataset.id}
 
     # -- control ------------------------------------------------------------------------
 
