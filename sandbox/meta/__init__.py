@@ -12,12 +12,14 @@ Plain HTTPS (closedloop's own plumbing)::
                   json={"data": [event], "access_token": token})
 
 facebook-business 26.x (its ``FacebookSession.GRAPH`` is per session and its requests session
-verifies against a CA file of its own, so both are set on the session; ``EventRequest`` uses
-the process-wide default API)::
+verifies against a CA file of its own, so both are set on the session — and ``trust_env`` off,
+or a ``REQUESTS_CA_BUNDLE`` in the environment wins over ``verify``; ``EventRequest`` uses the
+process-wide default API)::
 
     session = FacebookSession(access_token=token)
     session.GRAPH = sandbox.url
     session.requests.verify = str(sandbox.ca_path)
+    session.requests.trust_env = False
     FacebookAdsApi.set_default_api(FacebookAdsApi(session, api_version="v26.0"))
     EventRequest(pixel_id=DATASET_ID, events=[...], test_event_code=...).execute()
 
