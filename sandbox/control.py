@@ -6,10 +6,40 @@ crash of the emulator.
 """
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any, Callable
 
+from sandbox.faults import FaultPlan
+from sandbox.identity import PeopleIndex, Person
 from sandbox.web import Request, Response
+
+
+class AdPlatformControls:
+    """What a test does to an ad platform's emulator besides calling its API: arm faults, take
+    it down for a while, and tell it which people it knows. Needs ``lock``, ``faults`` and
+    ``people`` on the emulator."""
+
+    lock: threading.RLock
+    faults: FaultPlan
+    people: PeopleIndex
+
+    def inject(self, kind: str, times: int = 1) -> None:
+        """Make the next ``times`` API calls fail the ``kind`` way (the emulator's ``FAULT_KINDS``)."""
+        with self.lock:
+            self.faults.inject(kind, times)
+
+    def outage(self, seconds: float) -> datetime:
+        """Every API call fails as the platform does when it is down, for ``seconds`` of the
+        sandbox clock; returns when it ends."""
+        with self.lock:
+            return self.faults.outage(seconds)
+
+    def register_person(self, *, email: str | None = None, phone: str | None = None, label: str = "") -> None:
+        """Someone with an account on the platform (e-mail and phone as typed), so received hashes
+        can be judged as matching or wrongly normalised (identity.py)."""
+        with self.lock:
+            self.people.add(Person(email, phone, label or email or phone or ""))
 
 
 def control(action: Callable[[Request], Any], status: int = 200) -> Callable[[Request], Response]:

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl
 from sandbox.clock import Clock
 from sandbox.ga4 import validation
 from sandbox.ga4.app import build_router
+from sandbox.ga4.data_api import TokenQuota
 from sandbox.ga4.store import GA4Property, StoredEvent
 from sandbox.ga4.traffic import NOT_SET, TrafficSource
 from sandbox.googleapis import GoogleOAuth
@@ -84,6 +85,7 @@ class GA4Sandbox:
         self.oauth = oauth or GoogleOAuth(data_dir=Path(data_dir) / "oauth" if data_dir else None)
         self.data_api_users = set(data_api_users)
         self.data_api_calls: list[dict[str, Any]] = []
+        self.data_api_quota = TokenQuota()
         self.router = build_router(self)
 
     # -- serving -----------------------------------------------------------------------
@@ -319,6 +321,7 @@ class GA4Sandbox:
             self.dropped.clear()
             self.hits.clear()
             self.data_api_calls.clear()
+            self.data_api_quota = TokenQuota()
             self._faults.clear()
             self.property = GA4Property(self.property_currency, self.rates, site_host=self.site_host)
 

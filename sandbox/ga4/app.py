@@ -21,9 +21,11 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from sandbox.ga4.data_api import handle_run_report, metric_text
+from sandbox.control import control as _control
+from sandbox.control import fields as _fields
 from sandbox.web import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -32,16 +34,6 @@ if TYPE_CHECKING:
 
 def _ok(data: Any = None, status: int = 200) -> Response:
     return Response.json({"ok": True} if data is None else data, status)
-
-
-def _control(action: Callable[[Request], Any], status: int = 200) -> Callable[[Request], Response]:
-    """A control route: run ``action``; bad input answers 400 with the reason."""
-    def handler(request: Request) -> Response:
-        try:
-            return _ok(action(request), status)
-        except (KeyError, TypeError, ValueError) as exc:
-            return Response.json({"error": f"{type(exc).__name__}: {exc}"}, 400)
-    return handler
 
 
 def build_router(sandbox: "GA4Sandbox") -> Router:
@@ -74,16 +66,6 @@ def build_router(sandbox: "GA4Sandbox") -> Router:
         r, "count", optional=("status",)))))
     add("POST", r"/_sandbox/reset", _control(lambda r: sandbox.reset()))
     return router
-
-
-def _fields(request: Request, *required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    data = request.json()
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    unknown = set(data) - set(required) - set(optional)
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}")
-    return {name: data[name] for name in (*required, *optional) if name in data or name in required}
 
 
 def _report(sandbox: "GA4Sandbox", request: Request) -> dict[str, Any]:

@@ -11,6 +11,12 @@ v1beta REST shapes (https://developers.google.com/analytics/devguides/reporting/
 
 (proto3 JSON: ``rows`` and ``rowCount`` are absent from an empty report.)
 
+Quota (https://developers.google.com/analytics/devguides/reporting/data/v1/quotas): a standard
+property has 200,000 tokens a day and 40,000 an hour; the emulator charges each report one
+token (Google charges by complexity, "most requests" ≤ 10) and answers 429 RESOURCE_EXHAUSTED
+"Exhausted property tokens per hour/day..." (the wording client code matches on) once spent;
+``returnPropertyQuota`` adds ``propertyQuota`` with consumed/remaining.
+
 Refusals, all HTTP 400 INVALID_ARGUMENT with the API's message unless noted: unknown names and
 incompatible combinations (reporting.py); "Requests require dimensions and/or metrics. Most
 requests include both."; more than 9 dimensions, 10 metrics or 4 date ranges; bad dates;
@@ -24,6 +30,8 @@ e.g. in public GA4 setup guides).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -81,6 +89,37 @@ AGGREGATE_ROWS = {"TOTAL": ("totals", "RESERVED_TOTAL"), "MAXIMUM": ("maximums",
                   "MINIMUM": ("minimums", "RESERVED_MIN")}
 
 
+@dataclass
+class TokenQuota:
+    """The property's Data API tokens, hour and day windows on the sandbox clock."""
+
+    per_hour: int = 40_000
+    per_day: int = 200_000
+    spent: list[datetime] = field(default_factory=list)
+
+    def charge(self, now: datetime) -> None:
+        self.spent = [at for at in self.spent if now - at < timedelta(days=1)]
+        if len(self.spent) >= self.per_day:
+            raise ApiError("RESOURCE_EXHAUSTED", "Exhausted property tokens per day. These quota tokens will return "
+                                                 "in under 24 hours.")
+        if self._last_hour(now) >= self.per_hour:
+            raise ApiError("RESOURCE_EXHAUSTED", "Exhausted property tokens per hour. These quota tokens will return "
+                                                 "in under an hour.")
+        self.spent.append(now)
+
+    def _last_hour(self, now: datetime) -> int:
+        return sum(1 for at in self.spent if now - at < timedelta(hours=1))
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        day, hour = len(self.spent), self._last_hour(now)
+        return {"tokensPerDay": {"consumed": 1, "remaining": self.per_day - day},
+                "tokensPerHour": {"consumed": 1, "remaining": self.per_hour - hour},
+                "concurrentRequests": {"remaining": 10},
+                "serverErrorsPerProjectPerHour": {"remaining": 10},
+                "potentiallyThresholdedRequestsPerHour": {"remaining": 120},
+                "tokensPerProjectPerHour": {"consumed": 1, "remaining": max(0, 14_000 - hour)}}
+
+
 def handle_run_report(sandbox: "GA4Sandbox", request: Request) -> Response:
     """The route's handler: auth, property access, then the report."""
     try:
@@ -96,6 +135,9 @@ def handle_run_report(sandbox: "GA4Sandbox", request: Request) -> Response:
             raise ApiError("INVALID_ARGUMENT", exc.violation.description) from None
         with sandbox._lock:
             result = run_report(sandbox, body)
+            sandbox.data_api_quota.charge(sandbox.clock.now())
+            if body.get("returnPropertyQuota"):
+                result["propertyQuota"] = sandbox.data_api_quota.as_json(sandbox.clock.now())
     except ReportError as error:
         result = ApiError("INVALID_ARGUMENT", str(error))
     except ApiError as error:

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.clock import Clock
+from sandbox.control import AdPlatformControls
+from sandbox.faults import OUTAGE, FaultPlan
 from sandbox.google_ads import rules
 from sandbox.google_ads.accounts import Accounts, Click
 from sandbox.google_ads.app import build_router
@@ -87,7 +89,7 @@ GOOGLE_MISTAKES = {
 }
 
 
-class DataManagerSandbox:
+class DataManagerSandbox(AdPlatformControls):
     """The Data Manager API's ``IngestionService`` in front of an emulated Google Ads.
 
     Options: ``data_dir`` (TLS files, and the OAuth emulator's key file when it owns one),
@@ -121,8 +123,7 @@ class DataManagerSandbox:
         self.ledger = Ledger(self.accounts, self.people, processing_seconds=self._processing_seconds,
                              min_click_age=self._min_click_age)
         self.log: list[dict[str, Any]] = []
-        self.faults: list[str] = []
-        self.down_until: datetime | None = None
+        self.faults = FaultPlan(FAULT_KINDS, self.clock)
         self._calls: dict[str, deque] = {}
         users = set(self.default_users)
         month_ago = self.clock.now() - timedelta(days=30)
@@ -201,57 +202,51 @@ class DataManagerSandbox:
     # -- the API ------------------------------------------------------------------------
 
     def handle_ingest(self, request: Request) -> Response:
+        return self._call(request, "ingest", rules.INGEST_METHOD, self._ingest)
+
+    def handle_status(self, request: Request) -> Response:
+        return self._call(request, "status", STATUS_METHOD, self._status)
+
+    def _call(self, request: Request, kind: str, method: str, action) -> Response:
+        """Faults, then Google's edge (auth, quota), then ``action``; every call is logged."""
         with self.lock:
-            entry = self._entry(request, "ingest")
+            entry = self._entry(request, kind)
             fault = self._take_fault(entry)
-            if fault is not None and fault != "lost_response":
+            if isinstance(fault, Response):
                 return fault
             try:
-                principal = self.oauth.authenticate(request, SERVICE, rules.INGEST_METHOD)
+                principal = self.oauth.authenticate(request, SERVICE, method)
                 entry["caller"] = principal.email
                 self._count_call(principal)
-                try:
-                    parsed = parse_body(request.body)
-                except PayloadError as exc:
-                    raise invalid_argument([exc.violation], rules.DOMAIN, {"method": rules.INGEST_METHOD}) from None
-                entry["body"] = _json_or_none(request.body)
-                accepted = rules.check(parsed, principal, self.accounts, self.clock.now())
+                body = action(request, principal, entry)
             except ApiError as error:
                 return self._refuse(entry, error)
-            body: dict[str, Any] = {}
-            if parsed.get("validateOnly"):
-                entry["validate_only"] = True
-            else:
-                request_id = str(uuid.uuid4())
-                self.ledger.process(request_id, parsed, accepted.targets, principal.email, self.clock.now())
-                body["requestId"] = entry["request_id"] = request_id
-            if accepted.warnings:
-                body["fieldWarnings"] = accepted.warnings
             entry["status"] = 200
-            if fault == "lost_response":
-                entry["fault"] = "lost_response"
+            if fault == "lost_response":   # done, and the answer never arrives
                 raise DropConnection()
             return Response.json(body)
 
-    def handle_status(self, request: Request) -> Response:
-        with self.lock:
-            entry = self._entry(request, "status")
-            fault = self._take_fault(entry)
-            if fault is not None and fault != "lost_response":
-                return fault
-            try:
-                principal = self.oauth.authenticate(request, SERVICE, STATUS_METHOD)
-                entry["caller"] = principal.email
-                self._count_call(principal)
-                request_id = request.arg("requestId") or request.arg("request_id") or ""
-                entry["request_id"] = request_id
-                body = self._status_for(principal, request_id)
-            except ApiError as error:
-                return self._refuse(entry, error)
-            entry["status"] = 200
-            if fault == "lost_response":
-                raise DropConnection()
-            return Response.json(body)
+    def _ingest(self, request: Request, principal: Principal, entry: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parsed = parse_body(request.body)
+        except PayloadError as exc:
+            raise invalid_argument([exc.violation], rules.DOMAIN, {"method": rules.INGEST_METHOD}) from None
+        entry["body"] = _json_or_none(request.body)
+        accepted = rules.check(parsed, principal, self.accounts, self.clock.now())
+        body: dict[str, Any] = {}
+        if parsed.get("validateOnly"):
+            entry["validate_only"] = True
+        else:
+            request_id = str(uuid.uuid4())
+            self.ledger.process(request_id, parsed, accepted.targets, principal.email, self.clock.now())
+            body["requestId"] = entry["request_id"] = request_id
+        if accepted.warnings:
+            body["fieldWarnings"] = accepted.warnings
+        return body
+
+    def _status(self, request: Request, principal: Principal, entry: dict[str, Any]) -> dict[str, Any]:
+        request_id = entry["request_id"] = request.arg("requestId") or request.arg("request_id") or ""
+        return self._status_for(principal, request_id)
 
     def _status_for(self, principal: Principal, request_id: str) -> dict[str, Any]:
         def refuse(reason: str, message: str) -> ApiError:
@@ -305,13 +300,13 @@ class DataManagerSandbox:
         calls.append(now)
 
     def _take_fault(self, entry: dict[str, Any]) -> Response | str | None:
-        if self.down_until is not None and self.clock.now() < self.down_until:
-            entry.update(status=503, fault="outage")
-            return ApiError("UNAVAILABLE", "The service is currently unavailable.").response()
-        if not self.faults:
+        kind = self.faults.take()
+        if kind is None:
             return None
-        kind = self.faults.pop(0)
         entry["fault"] = kind
+        if kind == OUTAGE:
+            entry["status"] = 503
+            return ApiError("UNAVAILABLE", "The service is currently unavailable.").response()
         if kind == "drop":
             raise DropConnection()
         if kind == "lost_response":
@@ -346,28 +341,6 @@ class DataManagerSandbox:
         with self.lock:
             return self.accounts.record_click(customer_id, at=at or self.clock.now(), gclid=gclid, gbraid=gbraid,
                                               wbraid=wbraid, campaign=campaign)
-
-    def register_person(self, *, email: str | None = None, phone: str | None = None, label: str = "") -> None:
-        """A Google user, so hashed identifiers can be judged as matching or wrongly normalised."""
-        with self.lock:
-            self.people.add(Person(email, phone, label or email or phone or ""))
-
-    def inject(self, kind: str, times: int = 1) -> None:
-        """Make the next ``times`` API calls fail: one of :data:`FAULT_KINDS`."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind is one of {sorted(FAULT_KINDS)}")
-        with self.lock:
-            self.faults.extend([kind] * int(times))
-
-    def outage(self, seconds: float) -> datetime:
-        """Answer 503 UNAVAILABLE to every API call for ``seconds`` on the sandbox clock."""
-        with self.lock:
-            self.down_until = self.clock.now() + timedelta(seconds=seconds)
-            return self.down_until
-
-    def end_outage(self) -> None:
-        with self.lock:
-            self.down_until = None
 
     def conversions(self, customer_id: str | None = None, conversion_action_id: str | None = None) -> list[dict]:
         """What Google Ads recorded ("what Google received"), optionally for one destination."""

@@ -70,6 +70,9 @@ def check(request: dict[str, Any], principal: Principal, accounts: Accounts, now
     """Validate a parsed IngestEventsRequest; ApiError (400/403) on the first failing stage."""
     destinations, events = request.get("destinations", []), request.get("events", [])
     found: list[FieldViolation] = []
+    if request.get("encryptionInfo"):
+        found.append(_v("encryption_info", "INVALID_ARGUMENT",
+                        "encryption_info (encrypted user identifiers) is not emulated by the sandbox."))
     if not destinations:
         found.append(_v("destinations", "REQUIRED_FIELD_MISSING", "destinations is required."))
     elif len(destinations) > MAX_DESTINATIONS:

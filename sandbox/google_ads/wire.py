@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.googleapis.protojson import ANY
 from sandbox.googleapis.protojson import BOOL as B
 from sandbox.googleapis.protojson import DOUBLE as D
 from sandbox.googleapis.protojson import INT32 as I32
@@ -43,8 +44,7 @@ MESSAGES: dict[str, dict[str, tuple[str, bool]]] = {
     "ProductAccount": {"product": ("enum:Product", False), "accountId": (S, False),
                        "accountType": ("enum:AccountType", False)},
     "Consent": {"adUserData": ("enum:ConsentStatus", False), "adPersonalization": ("enum:ConsentStatus", False)},
-    "EncryptionInfo": {"gcpWrappedKeyInfo": ("msg:Opaque", False), "awsWrappedKeyInfo": ("msg:Opaque", False)},
-    "Opaque": {},
+    "EncryptionInfo": {"gcpWrappedKeyInfo": (ANY, False), "awsWrappedKeyInfo": (ANY, False)},   # refused in rules
     "Event": {"destinationReferences": (S, True), "transactionId": (S, False), "eventTimestamp": (TS, False),
               "lastUpdatedTimestamp": (TS, False), "userData": ("msg:UserData", False),
               "consent": ("msg:Consent", False), "adIdentifiers": ("msg:AdIdentifiers", False),

@@ -12,12 +12,14 @@ Plain HTTPS (closedloop's own plumbing)::
                   json={"data": [event], "access_token": token})
 
 facebook-business 26.x (its ``FacebookSession.GRAPH`` is per session and its requests session
-verifies against a CA file of its own, so both are set on the session; ``EventRequest`` uses
-the process-wide default API)::
+verifies against a CA file of its own, so both are set on the session — and ``trust_env`` off,
+or a ``REQUESTS_CA_BUNDLE`` in the environment wins over ``verify``; ``EventRequest`` uses the
+process-wide default API)::
 
     session = FacebookSession(access_token=token)
     session.GRAPH = sandbox.url
     session.requests.verify = str(sandbox.ca_path)
+    session.requests.trust_env = False
     FacebookAdsApi.set_default_api(FacebookAdsApi(session, api_version="v26.0"))
     EventRequest(pixel_id=DATASET_ID, events=[...], test_event_code=...).execute()
 
@@ -35,12 +37,14 @@ import hmac
 import re
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sandbox.clock import Clock
-from sandbox.identity import PeopleIndex, Person
+from sandbox.control import AdPlatformControls
+from sandbox.faults import OUTAGE, FaultPlan
+from sandbox.identity import PeopleIndex
 from sandbox.meta.app import build_router
 from sandbox.meta.datasets import META_FORMS, META_MISTAKES, Dataset, FacebookClick, Token
 from sandbox.meta.events import check_events, parse_data
@@ -68,7 +72,7 @@ FAULT_KINDS = {
 _VERSION = re.compile(r"v(\d+)\.(\d+)")
 
 
-class MetaSandbox:
+class MetaSandbox(AdPlatformControls):
     """One Meta Business account's datasets behind an emulated Graph API (HTTPS by default).
 
     Options: ``data_dir`` (TLS files), ``clock``, ``tls`` (False serves plain HTTP).
@@ -90,8 +94,7 @@ class MetaSandbox:
         self.clicks: dict[str, FacebookClick] = {}
         self.people = PeopleIndex(META_FORMS, META_MISTAKES)
         self.log: list[dict[str, Any]] = []
-        self.faults: list[str] = []
-        self.down_until: datetime | None = None
+        self.faults = FaultPlan(FAULT_KINDS, self.clock)
 
     # -- serving ------------------------------------------------------------------------
 
@@ -160,12 +163,12 @@ class MetaSandbox:
             return graph_response(body, trace, version)
 
     def _take_fault(self, entry: dict[str, Any]) -> str | None:
-        if self.down_until is not None and self.clock.now() < self.down_until:
-            entry["fault"] = "outage"
-            raise replace(FAULT_KINDS["unavailable"])
-        if not self.faults:
+        kind = self.faults.take()
+        if kind is None:
             return None
-        kind = entry["fault"] = self.faults.pop(0)
+        entry["fault"] = kind
+        if kind == OUTAGE:
+            raise replace(FAULT_KINDS["unavailable"])
         if kind == "drop":
             raise DropConnection()
         if kind == "lost_response":
@@ -214,9 +217,13 @@ class MetaSandbox:
 
     @staticmethod
     def _get_dataset(dataset: Dataset, values: dict[str, Any], trace: str) -> dict[str, Any]:
-        wanted = str(values.get("fields") or "id,name").split(",")
+        wanted = [name.strip() for name in str(values.get("fields") or "id,name").split(",") if name.strip()]
         known = {"id": dataset.id, "name": dataset.name, "is_unavailable": False}
-        return {name: known[name] for name in wanted if name in known} | {"id": dataset.id}
+        for name in wanted:
+            if name not in known:
+                raise GraphError(400, f"(#100) Tried accessing nonexisting field ({name}) on node type (AdsPixel)",
+                                 100)
+        return {name: known[name] for name in wanted} | {"id": dataset.id}
 
     # -- control ------------------------------------------------------------------------
 
@@ -241,27 +248,6 @@ class MetaSandbox:
         with self.lock:
             click = self.clicks[fbclid] = FacebookClick(fbclid, at or self.clock.now(), campaign)
             return click
-
-    def register_person(self, *, email: str | None = None, phone: str | None = None, label: str = "") -> None:
-        """A Meta user, so hashed ``em``/``ph`` can be judged as matching or wrongly normalised."""
-        with self.lock:
-            self.people.add(Person(email, phone, label or email or phone or ""))
-
-    def inject(self, kind: str, times: int = 1) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind is one of {sorted(FAULT_KINDS)}")
-        with self.lock:
-            self.faults.extend([kind] * int(times))
-
-    def outage(self, seconds: float) -> datetime:
-        """Every API call fails (HTTP 500, code 2, transient) for ``seconds`` on the sandbox clock."""
-        with self.lock:
-            self.down_until = self.clock.now() + timedelta(seconds=seconds)
-            return self.down_until
-
-    def end_outage(self) -> None:
-        with self.lock:
-            self.down_until = None
 
     def events(self, dataset_id: str = DATASET_ID, *, test: bool = False, counted_only: bool = False) -> list[dict]:
         """What the dataset received ("what Meta received"): production events, or Test Events."""

@@ -228,3 +228,17 @@ def test_scope_and_property_access(client, ga4, tmp_path):
         client.run_report(request=RunReportRequest(property="properties/999", metrics=[Metric(name="eventCount")],
                                                    date_ranges=[DateRange(start_date="today", end_date="today")]))
     assert [call["status"] for call in ga4.data_api_log()] == [403, 403, 200, 403]
+
+
+def test_property_tokens_are_reported_and_run_out(client, ga4):
+    ga4.data_api_quota.per_hour = 2
+    first = report(client, ga4, ["date"], ["eventCount"], return_property_quota=True)
+    assert first.property_quota.tokens_per_hour.remaining == 1
+    assert first.property_quota.tokens_per_day.remaining == 199_999
+    report(client, ga4, ["date"], ["eventCount"])
+    with pytest.raises(exceptions.TooManyRequests) as spent:
+        report(client, ga4, ["date"], ["eventCount"])
+    assert spent.value.message.endswith("Exhausted property tokens per hour. These quota tokens will return in under "
+                                        "an hour.")
+    ga4.clock.advance(3600)
+    assert report(client, ga4, ["date"], ["eventCount"]).kind == "analyticsData#runReport"

@@ -292,9 +292,13 @@ def test_custom_variables_must_exist_and_hold_no_pii(client, clicked):
     assert [w.reason for w in disabled.field_warnings] == [dm.WarningReason.WARNING_REASON_CUSTOM_VARIABLE_NOT_ENABLED]
 
 
-def test_other_data_manager_methods_are_not_emulated(clicked):
+def test_what_the_sandbox_does_not_emulate_is_refused_not_ignored(client, clicked):
     response = requests.post(clicked.url + "/v1/audienceMembers:ingest", json={}, timeout=5)
     assert response.status_code == 501 and response.json()["error"]["status"] == "UNIMPLEMENTED"
+    encrypted = refused(client, [event()], encryption_info=dm.EncryptionInfo(
+        gcp_wrapped_key_info=dm.GcpWrappedKeyInfo(key_type="XCHACHA20_POLY1305", wip_provider="w", kek_uri="k",
+                                                 encrypted_dek="d")))
+    assert violations(encrypted) == [("encryption_info", "INVALID_ARGUMENT")]
 
 
 def test_the_project_quota_is_300_requests_a_minute(client, clicked):

@@ -133,7 +133,11 @@ def test_the_dataset_can_be_read_to_check_the_token(meta):
     response = requests.get(f"{meta.url}/{VERSION}/{DATASET_ID}", params={"fields": "id,name",
                                                                          "access_token": ACCESS_TOKEN},
                             verify=meta.ca_path, timeout=5)
-    assert response.status_code == 200 and response.json()["id"] == DATASET_ID
+    assert response.status_code == 200 and response.json() == {"id": DATASET_ID, "name": "closedloop sandbox dataset"}
+    unknown = requests.get(f"{meta.url}/{VERSION}/{DATASET_ID}", params={"fields": "id,colour",
+                                                                        "access_token": ACCESS_TOKEN},
+                           verify=meta.ca_path, timeout=5)
+    assert unknown.status_code == 400 and "nonexisting field (colour)" in unknown.json()["error"]["message"]
 
 
 # -- §3.6: dedup ----------------------------------------------------------------------------
