@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import mappings
 from adapters.errors import ConfigError
 from adapters.ga4 import Ga4Sender
 from adapters.http import CallCounter
+from adapters.retry import RetryPolicy
 from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
 from adapters.salesforce import SalesforceAdapter
 from adapters.salesforce_auth import SalesforceCredentials
@@ -22,8 +25,11 @@ CRMS = ("salesforce", "hubspot")
 class Connections:
     """Lazily built, shared clients for one config. Jobs ask for what they need."""
 
-    def __init__(self, config: Config, counter: CallCounter | None = None) -> None:
+    def __init__(self, config: Config, counter: CallCounter | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait)."""
         self.config = config
+        self.sleep = sleep
         self.counter = counter or CallCounter(lambda system, n: metrics.api_calls.labels(system).inc(n))
         self._lock = threading.Lock()
         self._adapters: dict[str, object] = {}
@@ -56,7 +62,8 @@ class Connections:
             return SalesforceAdapter(credentials, api_version=settings.api_version,
                                      instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
                                      timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
-                                     counter=self.counter, permission_set=settings.permission_set)
+                                     counter=self.counter, permission_set=settings.permission_set,
+                                     policy=RetryPolicy(sleep=self.sleep))
         settings = config.settings.hubspot
         credentials = HubSpotCredentials(
             access_token=config.secrets.get("hubspot.access_token_env", ""),
@@ -67,7 +74,8 @@ class Connections:
                               timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
                               counter=self.counter, won_stages=settings.won_stages,
                               company_currency=settings.company_currency,
-                              write_concurrency=settings.write_concurrency)
+                              write_concurrency=settings.write_concurrency,
+                              policy=RetryPolicy(max_wait=15.0, sleep=self.sleep))
 
     def _ca(self, value: str) -> str | None:
         if not value:
