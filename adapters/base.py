@@ -131,8 +131,8 @@ class Allowance:
     def describe(self) -> str:
         if not self.total:
             return "not reported yet"
-        return (f"{self.used}/{self.total} daily {self.unit} used; closedloop stops writing at "
-                f"{self.share:.0%}" + (" — writes paused" if self.exhausted else ""))
+        return (f"{self.used}/{self.total} daily {self.unit} used; closedloop pauses at "
+                f"{self.share:.0%}" + (" — paused" if self.exhausted else ""))
 
 
 class CRMAdapter(Protocol):

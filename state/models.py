@@ -210,6 +210,32 @@ class ApiBudget(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
+class RemoteStatus(SQLModel, table=True):
+    """Whether closedloop is talking to one remote system (salesforce, hubspot, ga4, ...) or has
+    paused it, and why, so that every instance on the store and ``closedloop status`` see the
+    same thing (``sync/ops/remotes.py`` owns the rules).
+
+    ``state`` is ``ok`` or ``paused``; ``reason`` is ``budget`` (out of allowance), ``auth``
+    (credentials refused) or ``down`` (failing through the retries); ``failures`` counts the
+    failures in a row; ``paused_since`` is when the current stretch began and ``paused_until``
+    when the remote is tried again. ``message`` keeps the last error, also after recovery.
+    """
+
+    __tablename__ = "remote_states"
+
+    name: str = Field(primary_key=True, max_length=32)
+    state: str = Field(default="ok", max_length=16)
+    reason: Optional[str] = Field(default=None, max_length=16)
+    message: Optional[str] = Field(default=None, max_length=2000)
+    failures: int = 0
+    paused_since: Optional[datetime] = _when(default=None)
+    paused_until: Optional[datetime] = _when(default=None)
+    last_error_at: Optional[datetime] = _when(default=None)
+    last_success_at: Optional[datetime] = _when(default=None)
+    instance: Optional[str] = Field(default=None, max_length=128)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
 class RevenueLedger(SQLModel, table=True):
     """What GA4 currently holds for one won deal, so later changes send exactly the difference.
 

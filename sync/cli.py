@@ -252,12 +252,29 @@ def status(config_path: Path | None) -> None:
                       + " open — `closedloop dead-letters list`", highlight=False)
     for note in notes:
         console.print(f"[red]last failure[/red] {note}", highlight=False)
+    console.print(_remotes_table(config, store, now))
+
+
+def _remotes_table(config: Config, store: Store, now: datetime) -> Table:
+    """Per remote: paused or not (and until when), allowance used, last error."""
+    from sync.ops.remotes import Remotes
+
     with store.session(readonly=True) as session:
-        budgets = session.exec(select(ApiBudget).order_by(ApiBudget.system)).all()
-    for budget in budgets:
-        style = "red" if budget.paused else "green"
-        console.print(f"[{style}]API budget[/{style}] {budget.system}: {budget.description} "
-                      f"({_ago(now, budget.updated_at)})", highlight=False)
+        budgets = {budget.system: budget for budget in session.exec(select(ApiBudget)).all()}
+    enabled = [name for name in ("salesforce", "hubspot", "ga4") if getattr(config.settings, name).enabled]
+    table = Table(title="remotes", title_justify="left")
+    for column in ("remote", "state", "allowance used", "last error", "paused until"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("remote", "state"))
+    for remote in Remotes(store).states([*enabled, *budgets]):
+        budget = budgets.get(remote.name)
+        state = f"[red]paused: {remote.reason}[/red]" if remote.paused else "[green]ok[/green]"
+        allowance = (f"{budget.used}/{budget.total} ({budget.used / budget.total:.0%}; pauses at {budget.share:.0%}), "
+                     f"{_ago(now, budget.updated_at)}") if budget and budget.total and budget.used is not None else "-"
+        error = f"{remote.message} ({_ago(now, remote.last_error_at)})" if remote.message and remote.last_error_at \
+            else "-"
+        until = f"{remote.paused_until:%Y-%m-%d %H:%M:%S} UTC" if remote.paused and remote.paused_until else "-"
+        table.add_row(remote.name, state, allowance, error, until)
+    return table
 
 
 @main.command()

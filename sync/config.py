@@ -232,6 +232,18 @@ class ScheduleSection(Section):
     misfire_grace_seconds: Seconds = 300.0
 
 
+class RemotesSection(Section):
+    down_pause_seconds: Seconds = 60.0
+    auth_pause_seconds: Seconds = 300.0
+    budget_pause_seconds: Seconds = 900.0
+    max_pause_seconds: Seconds = 3600.0
+
+
+class HealthSection(Section):
+    max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    max_paused_minutes: Annotated[float, Field(gt=0)] = 60.0
+
+
 class SalesforceLifecycle(Section):
     enabled: bool = True
     lead_status: dict[str, EventName] = {"Working - Contacted": "working_lead", "Qualified": "qualify_lead",
@@ -271,6 +283,8 @@ class Settings(Section):
     google_ads: GoogleAdsSection = GoogleAdsSection()
     meta: MetaSection = MetaSection()
     schedule: ScheduleSection = ScheduleSection()
+    remotes: RemotesSection = RemotesSection()
+    health: HealthSection = HealthSection()
     lifecycle: LifecycleSection = LifecycleSection()
     logging: LoggingSection = LoggingSection()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from adapters.retry import RetryPolicy
 from sandbox.clock import Clock
 from sync.capture.beacon import Hit
 from sync.capture.identity import hash_email
@@ -19,17 +18,9 @@ class AdsWorld(World):
     closedloop configured for both platforms exactly as ``closedloop sandbox`` prints it."""
 
     def __init__(self, tmp_path, extra_config: str = "", **options) -> None:
-        self.clock = Clock()
-        super().__init__(tmp_path, extra_config, clock=self.clock, **options)
-        from sync.jobs.base import JobRunner
-
-        self.runner = JobRunner(self.config, self.store, connections=self.connections, clock=self.clock.now)
+        clock = Clock()
         # Retries wait on the sandbox clock, so a test of an outage moves time instead of sleeping.
-        for destination in ("google_ads", "meta"):
-            if getattr(self.config.settings, destination).enabled:
-                sender = self.connections.destination(destination)
-                sender.policy = RetryPolicy(attempts=4, initial_wait=1.0, max_wait=30.0, give_up_after=120.0,
-                                            sleep=self.clock.advance, seed=1)
+        super().__init__(tmp_path, extra_config, clock=clock, sleep=clock.advance, **options)
 
     @property
     def google(self):

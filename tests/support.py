@@ -12,26 +12,28 @@ class World:
     """The sandbox suite, a closedloop config pointing at it, a migrated store and a job runner:
     closedloop exactly as a user runs it, minus the scheduler."""
 
-    def __init__(self, tmp_path, extra_config: str = "", *, environ: dict[str, str] | None = None,
-                 **suite_options) -> None:
-        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``; ``environ`` adds
-        environment variables (secrets) for sections of ``extra_config``."""
+    def __init__(self, tmp_path, extra_config: str = "", *, clock=None, sleep=None, **suite_options) -> None:
+        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``. ``clock`` (a
+        :class:`sandbox.clock.Clock`) is shared by the emulators and the job runner, so a test moves
+        time for both; ``sleep`` replaces the adapters' retry waits (e.g. ``lambda seconds: None``)."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
         from sync.jobs.base import JobRunner
         from sync.ops.connections import Connections
 
-        self.suite = SandboxSuite.start(tmp_path / "sandbox", **suite_options)
+        self.clock = clock
+        self.suite = SandboxSuite.start(tmp_path / "sandbox", clock=clock, **suite_options)
         self.config_path = tmp_path / "closedloop.toml"
         self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}")
                                     + "\n" + extra_config)
-        self.environ = {**self.suite.environment(), **(environ or {})}
+        self.environ = self.suite.environment()
         self.config = load_config(self.config_path, environ=self.environ)
         self.store = Store(self.config.database_url)
         self.store.migrate()
-        self.connections = Connections(self.config)
-        self.runner = JobRunner(self.config, self.store, connections=self.connections)
+        self.connections = Connections(self.config, **({"sleep": sleep} if sleep else {}))
+        self.runner = JobRunner(self.config, self.store, connections=self.connections,
+                                clock=clock.now if clock else None)
 
     @property
     def salesforce(self):
@@ -52,12 +54,13 @@ class World:
             adapter = self.connections.adapter(crm)
             adapter.ensure_fields(missing_fields(crm, self.connections.mapping(crm), adapter.describe_fields))
 
-    def run(self, job_name: str):
+    def run(self, job_name: str, expect: str | None = "ok"):
+        """Run one job once; its outcome must be ``expect`` (None: any)."""
         from sync.jobs import registry
 
         job = next(cls for cls in registry() if cls.name == job_name)(self.config)
         outcome = self.runner.execute(job)
-        assert outcome.outcome == "ok", outcome.error
+        assert expect is None or outcome.outcome == expect, (outcome.outcome, outcome.error)
         return outcome
 
     def close(self) -> None:

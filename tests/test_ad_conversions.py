@@ -106,11 +106,10 @@ def test_a_click_younger_than_six_hours_waits_and_an_event_past_the_window_is_de
     late = salesforce_lead(ads, 5, click_ids={"gclid": "Cj0KCQiA-late"}, days_ago=80)
     ads.run("enrich")
     ads.salesforce.update("Lead", late, {"Status": "Qualified"})
-    ads.google.outage(365 * 86400)  # Google is down while the click's 90 days run out
-    outcome = ads.run("conversions")
-    assert "google_ads" in outcome.result.message and "503" in outcome.result.message
+    ads.google.outage(10 * 86400)  # Google is down while the click's 90 days run out
+    outcome = ads.run("conversions", expect="paused")
+    assert "google_ads paused (not answering)" in outcome.error and "503" in outcome.error
     ads.clock.advance(11 * 86400)
-    ads.google.end_outage()
     ads.run("conversions")
     with ads.store.session(readonly=True) as session:
         letters = session.exec(select(DeadLetter).where(DeadLetter.job == "google_ads")).all()

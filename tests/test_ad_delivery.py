@@ -47,7 +47,7 @@ def test_a_lost_answer_is_resent_with_the_same_keys_and_counted_once_by_both_pla
     qualify(ads, lead)
     ads.google.inject("lost_response")  # the request is processed, the answer never arrives
     ads.meta.inject("lost_response")
-    ads.run("conversions")
+    ads.run("conversions", expect=None)
     ads.clock.advance(3600)
     ads.run("conversions")
     assert len(ads.google.conversions()) == 1  # the resend restated the same transaction id
@@ -59,7 +59,7 @@ def test_outside_metas_48_hours_an_uncertain_event_is_dead_lettered_not_resent(a
     lead = qualified_lead(ads, 2, fbclid="IwAR-late-2", days_ago=1)
     qualify(ads, lead)
     ads.meta.inject("lost_response")
-    ads.run("conversions")  # the answer is lost; the next drain comes only after Meta's 48 hours
+    ads.run("conversions", expect="paused")  # the answer is lost; the next drain comes only after Meta's 48 hours
     ads.clock.advance(50 * 3600)
     ads.run("conversions")
     assert len(ads.meta.events()) == 1  # only the first, lost-answer copy
@@ -74,15 +74,15 @@ def test_a_platform_down_for_an_hour_holds_only_its_own_conversions(ads):
     first = qualified_lead(ads, 3, gclid="Cj0-down-3", fbclid="IwAR-down-3")
     qualify(ads, first)
     ads.google.outage(3600)
-    outcome = ads.run("conversions")
-    assert outcome.outcome == "ok" and "google_ads" in outcome.result.message
+    outcome = ads.run("conversions", expect="paused")
+    assert outcome.error.startswith("google_ads paused (not answering)")
     assert ads.google.conversions() == [] and len(counted_meta(ads)) == 1  # Meta went on
     with ads.store.session(readonly=True) as session:
         queued = session.exec(select(OutboxEvent).where(OutboxEvent.destination == "google_ads")).one()
     assert queued.status == "pending"  # nothing dropped
     second = qualified_lead(ads, 4, gclid="Cj0-down-4", fbclid="IwAR-down-4")
     qualify(ads, second)
-    ads.run("conversions")  # still down: Meta gets the new one too
+    ads.run("conversions", expect="paused")  # Google still paused (not even asked): Meta gets the new one too
     assert len(counted_meta(ads)) == 2 and ads.google.conversions() == []
     ads.clock.advance(3600)
     ads.run("conversions")
@@ -95,8 +95,8 @@ def test_a_refused_token_stops_only_that_platform_and_the_conversions_wait(ads):
     lead = qualified_lead(ads, 5, gclid="Cj0-token-5", fbclid="IwAR-token-5")
     qualify(ads, lead)
     ads.meta.expire_token()
-    outcome = ads.run("conversions")
-    assert "meta" in outcome.result.message and "access token" in outcome.result.message
+    outcome = ads.run("conversions", expect="paused")
+    assert outcome.error.startswith("meta paused (credentials refused)") and "access token" in outcome.error
     assert len(ads.google.conversions()) == 1 and ads.meta.events() == []
     with ads.store.session(readonly=True) as session:
         row = session.get(AdConversion, ("meta", "salesforce", lead, "qualify_lead"))
@@ -108,9 +108,8 @@ def test_an_event_meta_would_refuse_for_age_is_never_sent_and_one_bad_event_does
     fine = qualified_lead(ads, 7, fbclid="IwAR-fine-7", days_ago=1)
     qualify(ads, old)
     ads.meta.outage(8 * 86400)
-    ads.run("conversions")  # queued while Meta is down; then 8 days pass
+    ads.run("conversions", expect="paused")  # queued while Meta is down; then 8 days pass
     ads.clock.advance(8 * 86400)
-    ads.meta.end_outage()
     qualify(ads, fine)
     ads.run("conversions")
     assert [e["event_id"] for e in ads.meta.events()] == [f"salesforce:{fine}:qualify_lead"]

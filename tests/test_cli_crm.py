@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -63,5 +64,9 @@ def test_budget_pause_shows_in_status(world):
     assert run.returncode == 0, run.stderr  # a used-up allowance pauses; it is not a failure
     status = closedloop(world, "status")
     assert "enrich" in status.stdout
-    line = next(line for line in status.stdout.splitlines() if "API budget salesforce" in line)
-    assert "/10000 daily API requests used; closedloop stops writing at 50% — writes paused" in line
+    line = next(line for line in status.stdout.splitlines() if line.startswith("│ salesforce"))
+    assert "paused: budget" in line and re.search(r"│ 80\d\d/10000 \(80%; pauses at 50%\), \d+s ago", line)
+    assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC │$", line)  # when it is looked at again
+    assert "Salesforce: 80" in line  # the last error, folded in its column
+    hubspot = next(line for line in status.stdout.splitlines() if line.startswith("│ hubspot"))
+    assert "│ ok " in hubspot

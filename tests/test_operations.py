@@ -70,3 +70,18 @@ def test_healthz_reports_each_job_and_which_are_stale(world, collector):
     assert "enrich" not in health["stale_jobs"]
     enrich = health["jobs"]["enrich"]
     assert enrich["last_outcome"] == "ok" and enrich["seconds_since_success"] < 60
+
+
+def test_a_paused_remote_shows_in_healthz_and_metrics(world, collector):
+    world.run("enrich")
+    world.runner.remotes.pause("salesforce", "auth", "Salesforce refused the jwt login: invalid_grant")
+    health = requests.get(f"{collector}/healthz", timeout=10).json()
+    remote = health["remotes"]["salesforce"]
+    assert (remote["state"], remote["reason"]) == ("paused", "auth")
+    assert remote["last_error"] == "Salesforce refused the jwt login: invalid_grant" and remote["paused_until"]
+    assert health["remotes"]["hubspot"]["state"] == "ok"
+    after = samples(collector)
+    assert value(after, "closedloop_remote_up", remote="salesforce") == 0
+    assert value(after, "closedloop_remote_up", remote="hubspot") == 1
+    assert value(after, "closedloop_remote_paused_until", remote="salesforce") > 0
+    assert value(after, "closedloop_remote_failures_total", remote="salesforce", reason="auth") >= 1

@@ -4,8 +4,10 @@ It reads what the lifecycle and revenue jobs read (lead statuses and lifecycle s
 with its own cursors, so the ad platforms never wait for GA4 nor GA4 for them. A stage counts
 when a destination maps it (``won``, or the ``[lifecycle.*]`` event name a CRM stage means);
 :mod:`sync.jobs.ad_conversions` decides what each platform gets and queues it with the cursor
-advance, and :mod:`sync.jobs.ad_outbox` drains each destination on its own, so one platform
-being down or refusing our credentials holds back only its own conversions.
+advance, and :mod:`sync.jobs.ad_outbox` drains each destination on its own. Each CRM and each
+platform is a remote of its own (:mod:`sync.ops.remotes`): one that is down, throttled or
+refusing our credentials is paused with its reason and backoff, its conversions stay queued,
+and the others go on.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from datetime import datetime
 from sqlmodel import func, select
 
 from adapters.base import Deal, StageChange
-from adapters.errors import ClosedloopError
 from state.models import AdConversion, Cursor, OutboxEvent
 from state.upsert import upsert
 from sync.config import Config
@@ -29,7 +30,6 @@ from sync.jobs.lifecycle import stage_event
 from sync.jobs.revenue import mirror_deals
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 WAITING_BATCH = 500
@@ -54,28 +54,25 @@ class ConversionsJob(Job):
             OutboxEvent.destination.in_(DESTINATIONS), OutboxEvent.status == "pending")).one()
 
     def run(self, ctx: JobContext) -> JobResult:
+        # Each CRM, then each platform, as a remote of its own (sync/ops/remotes.py): one that is out of
+        # allowance, refuses our credentials or is down is paused and its work waits; the others go on.
         for crm in ctx.connections.enabled_crms():
-            adapter = ctx.connections.adapter(crm)
-            try:
-                ConversionSync(crm, ctx).run()
-            finally:
-                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
-        problems = []
+            ctx.for_crm(crm, lambda crm=crm: ConversionSync(crm, ctx).run())
         for destination in DESTINATIONS:
-            if not getattr(ctx.config.settings, destination).enabled:
-                continue
-            try:
-                sender = ctx.connections.destination(destination)
-            except ClosedloopError as exc:  # e.g. a key that cannot be read: this platform only
-                problems.append(f"{destination}: {exc.user_message}")
-                continue
-            drained = drain_destination(ctx.store, destination, sender, ctx.now, ctx.checkpoint)
-            ctx.result.records_written += drained.sent
-            if drained.stopped_by:
-                problems.append(f"{destination}: {drained.stopped_by}")
-        if problems:
-            ctx.result.message = "; ".join(problems)[:2000]
+            if getattr(ctx.config.settings, destination).enabled:
+                ctx.for_remote(destination, lambda destination=destination: send_destination(ctx, destination))
         return ctx.result
+
+
+def send_destination(ctx: JobContext, destination: str) -> None:
+    """One platform's share of the run: drain its outbox rows, count them, and raise what stopped the
+    drain (a platform that is down or refuses our token) so that remote is paused."""
+    drained = drain_destination(ctx.store, destination, ctx.connections.destination(destination), ctx.now,
+                                ctx.checkpoint)
+    ctx.result.records_written += drained.sent
+    ctx.result.dead_letters += drained.dead
+    if drained.error is not None:
+        raise drained.error
 
 
 class ConversionSync:

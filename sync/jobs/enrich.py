@@ -41,7 +41,6 @@ from sync.jobs.prefetch import WriteBehind, prefetched
 from sync.journey.compute import compute_variables
 from sync.journey.hits import journey_settings, to_hit
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +127,8 @@ class EnrichJob(Job):
                             .where(LeadSync.status == "pending_visitor")).one()
 
     def run(self, ctx: JobContext) -> JobResult:
-        for crm in ctx.connections.enabled_crms():
-            enricher = CrmEnricher(crm, ctx)
-            try:
-                enricher.run()
-            finally:
-                record_allowance(ctx.store, crm, enricher.adapter.allowance, ctx.now())
+        for crm in ctx.connections.enabled_crms():  # each CRM on its own: one paused CRM never stops the other
+            ctx.for_crm(crm, lambda crm=crm: CrmEnricher(crm, ctx).run())
         return ctx.result
 
 
@@ -377,6 +372,7 @@ class CrmEnricher:
         if result is not None and result.ok:
             row["written"], row["last_written_at"] = {**row["written"], **values}, now
         elif result is not None:
+            self.ctx.result.dead_letters += 1
             session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,
                                    code=result.code or "WRITE_FAILED", message=(result.message or "")[:2000],
                                    payload={"values": values}))

@@ -22,11 +22,10 @@ from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
 from sync.jobs.ga4_events import money, outbox_event, resolve_person
-from sync.jobs.outbox import drain_outbox
+from sync.jobs.outbox import send_outbox
 from sync.jobs.revenue import _row
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 
 class LifecycleJob(Job):
@@ -43,16 +42,10 @@ class LifecycleJob(Job):
         return config.settings.schedule.lifecycle_seconds
 
     def run(self, ctx: JobContext) -> JobResult:
-        for crm in ctx.connections.enabled_crms():
-            if not getattr(ctx.config.settings.lifecycle, crm).enabled:
-                continue
-            adapter = ctx.connections.adapter(crm)
-            try:
-                LifecycleSync(crm, ctx).run()
-            finally:
-                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
-        drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
-        ctx.result.records_written += drained.sent
+        for crm in ctx.connections.enabled_crms():  # each CRM on its own, then GA4 as a remote of its own
+            if getattr(ctx.config.settings.lifecycle, crm).enabled:
+                ctx.for_crm(crm, lambda crm=crm: LifecycleSync(crm, ctx).run())
+        ctx.for_remote("ga4", lambda: send_outbox(ctx))
         return ctx.result
 
 

@@ -45,6 +45,19 @@ class DrainResult:
     dead: int = 0
     requests: int = 0
     stopped_by: str = ""
+    unreachable: TransientError | None = None  # GA4 failed through the retries; the rest stays queued
+
+
+def send_outbox(ctx) -> DrainResult:
+    """A job's GA4 share (``ctx`` a :class:`~sync.jobs.base.JobContext`, run under
+    ``ctx.for_remote("ga4", ...)``): drain, count what was sent and set aside, and raise the
+    error that stopped the drain so the GA4 remote is paused while it is unreachable."""
+    drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
+    ctx.result.records_written += drained.sent
+    ctx.result.dead_letters += drained.dead
+    if drained.unreachable is not None:
+        raise drained.unreachable
+    return drained
 
 
 def drain_outbox(store, sender: Ga4Sender, now, checkpoint=lambda: None) -> DrainResult:
@@ -134,7 +147,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
                 _send_chunk(store, sender, chunk, now(), result, held)
             except TransientError as exc:
                 _note_failure(store, chunk, exc.user_message)
-                result.stopped_by = exc.user_message
+                result.stopped_by, result.unreachable = exc.user_message, exc
                 log.warning("GA4 unreachable; %d event(s) stay queued: %s", len(chunk), exc.user_message)
                 return result
     with store.session(readonly=True) as session:

@@ -29,10 +29,9 @@ from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
 from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
-from sync.jobs.outbox import drain_outbox
+from sync.jobs.outbox import send_outbox
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 WAITING_BATCH = 500
@@ -60,17 +59,10 @@ class RevenueJob(Job):
                             .where(OutboxEvent.destination == "ga4", OutboxEvent.status == "pending")).one()
 
     def run(self, ctx: JobContext) -> JobResult:
-        for crm in ctx.connections.enabled_crms():
-            adapter = ctx.connections.adapter(crm)
-            try:
-                RevenueSync(crm, ctx).run()
-            finally:
-                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
+        for crm in ctx.connections.enabled_crms():  # each CRM on its own, then GA4 as a remote of its own
+            ctx.for_crm(crm, lambda crm=crm: RevenueSync(crm, ctx).run())
         if ctx.config.settings.ga4.enabled:
-            drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
-            ctx.result.records_written += drained.sent
-            if drained.stopped_by:
-                ctx.result.message = f"GA4 unreachable, events stay queued: {drained.stopped_by}"
+            ctx.for_remote("ga4", lambda: send_outbox(ctx))
         return ctx.result
 
 

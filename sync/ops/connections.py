@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import mappings
 from adapters.errors import ConfigError
@@ -10,6 +12,7 @@ from adapters.ga4 import Ga4Sender
 from adapters.google_ads import GoogleAdsSender
 from adapters.google_auth import GoogleCredentials
 from adapters.http import CallCounter
+from adapters.retry import RetryPolicy
 from adapters.hubspot import HubSpotAdapter, HubSpotCredentials
 from adapters.meta import MetaSender
 from adapters.salesforce import SalesforceAdapter
@@ -25,8 +28,11 @@ CRMS = ("salesforce", "hubspot")
 class Connections:
     """Lazily built, shared clients for one config. Jobs ask for what they need."""
 
-    def __init__(self, config: Config, counter: CallCounter | None = None) -> None:
+    def __init__(self, config: Config, counter: CallCounter | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait)."""
         self.config = config
+        self.sleep = sleep
         self.counter = counter or CallCounter(lambda system, n: metrics.api_calls.labels(system).inc(n))
         self._lock = threading.Lock()
         self._adapters: dict[str, object] = {}
@@ -60,7 +66,8 @@ class Connections:
             return SalesforceAdapter(credentials, api_version=settings.api_version,
                                      instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
                                      timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
-                                     counter=self.counter, permission_set=settings.permission_set)
+                                     counter=self.counter, permission_set=settings.permission_set,
+                                     policy=RetryPolicy(sleep=self.sleep))
         settings = config.settings.hubspot
         credentials = HubSpotCredentials(
             access_token=config.secrets.get("hubspot.access_token_env", ""),
@@ -71,7 +78,8 @@ class Connections:
                               timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
                               counter=self.counter, won_stages=settings.won_stages,
                               company_currency=settings.company_currency,
-                              write_concurrency=settings.write_concurrency)
+                              write_concurrency=settings.write_concurrency,
+                              policy=RetryPolicy(max_wait=15.0, sleep=self.sleep))
 
     def _ca(self, value: str) -> str | None:
         if not value:
@@ -132,7 +140,8 @@ class Connections:
                                    login_customer_id=settings.login_customer_id, endpoint=settings.endpoint,
                                    timeout=settings.timeout_seconds,
                                    ca_bundle=self._ca(settings.ca_bundle or config.settings.google_auth.ca_bundle),
-                                   counter=self.counter, requests_per_minute=settings.requests_per_minute)
+                                   counter=self.counter, requests_per_minute=settings.requests_per_minute,
+                                   policy=self._destination_policy())
         settings = config.settings.meta
         if not settings.enabled:
             raise ConfigError(f"{config.source}: [meta] is not enabled")
@@ -141,4 +150,7 @@ class Connections:
                           app_secret=config.secret("meta", "app_secret_env") if settings.app_secret_env else None,
                           test_event_code=settings.test_event_code, timeout=settings.timeout_seconds,
                           ca_bundle=self._ca(settings.ca_bundle), counter=self.counter,
-                          requests_per_minute=settings.requests_per_minute)
+                          requests_per_minute=settings.requests_per_minute, policy=self._destination_policy())
+
+    def _destination_policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=4, initial_wait=1.0, max_wait=30.0, give_up_after=120.0, sleep=self.sleep)

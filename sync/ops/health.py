@@ -1,4 +1,4 @@
-"""Job freshness for ``/healthz`` and ``closedloop status``: when each job last ran and how."""
+"""Job freshness and remote pauses for ``/healthz`` and ``closedloop status``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from state import Store
 from state.models import JobRun
+from sync.ops.remotes import Remotes
 
 
 @dataclass
@@ -57,3 +58,14 @@ def job_freshness(store: Store, intervals: dict[str, float], now: datetime) -> d
                         "seconds_since_success": round(age, 1) if age is not None else None,
                         "interval_seconds": interval, "stale": age is None or age > 3 * interval}
     return report
+
+
+def remote_report(store: Store, now: datetime) -> dict[str, dict]:
+    """Each remote the store knows: ok or paused, why, since and until when, the last error."""
+    return {state.name: {"state": state.state, "reason": state.reason,
+                         "paused_since": state.paused_since.isoformat() if state.paused and state.paused_since
+                         else None,
+                         "paused_until": state.paused_until.isoformat() if state.paused and state.paused_until
+                         else None,
+                         "paused_seconds": round(state.paused_for(now), 1), "last_error": state.message}
+            for state in Remotes(store).states()}

@@ -29,3 +29,15 @@ outbox_depth = Gauge(
 job_duration = Histogram(
     "closedloop_job_duration_seconds", "Job run durations.", ["job", "outcome"], registry=REGISTRY,
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+remote_up = Gauge(
+    "closedloop_remote_up", "1 while closedloop talks to the remote, 0 while it is paused.", ["remote"],
+    registry=REGISTRY)
+remote_paused_seconds = Gauge(
+    "closedloop_remote_paused_seconds", "How long the remote's current pause has lasted (0 when not paused).",
+    ["remote"], registry=REGISTRY)
+remote_paused_until = Gauge(
+    "closedloop_remote_paused_until", "When a paused remote is tried again (Unix time; 0 when not paused).",
+    ["remote"], registry=REGISTRY)
+remote_failures = Counter(
+    "closedloop_remote_failures", "Failures that paused a remote, by reason (budget, auth, down).",
+    ["remote", "reason"], registry=REGISTRY)

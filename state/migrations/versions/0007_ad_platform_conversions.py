@@ -1,7 +1,7 @@
 """ad platform conversions: outbox destinations, Consent Mode signals, the conversion ledger
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlmodel
 import state.types
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
