@@ -109,7 +109,7 @@ class SalesforceAdapter:
                 except SalesforceExpiredSession:
                     if reauthenticated:
                         raise AuthError(f"Salesforce rejected a brand-new session during {what}: check the "
-                                        "connected app's session policies and the integration user") from None
+                                        "app's session policies and the integration user") from None
                     log.info("Salesforce session expired during %s; authenticating again", what)
                     with self._lock:
                         self._sf = None

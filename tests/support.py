@@ -19,8 +19,6 @@ class World:
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
-        from sync.jobs.base import JobRunner
-        from sync.ops.connections import Connections
 
         self.clock = clock
         self.suite = SandboxSuite.start(tmp_path / "sandbox", clock=clock, **suite_options)
@@ -31,9 +29,26 @@ class World:
         self.config = load_config(self.config_path, environ=self.environ)
         self.store = Store(self.config.database_url)
         self.store.migrate()
-        self.connections = Connections(self.config, **({"sleep": sleep} if sleep else {}))
+        self._sleep = sleep
+        self._connect()
+
+    def _connect(self) -> None:
+        from sync.jobs.base import JobRunner
+        from sync.ops.connections import Connections
+
+        self.connections = Connections(self.config, **({"sleep": self._sleep} if self._sleep else {}))
         self.runner = JobRunner(self.config, self.store, connections=self.connections,
-                                clock=clock.now if clock else None)
+                                clock=self.clock.now if self.clock else None)
+
+    def reconfigure(self, edit, environ: dict[str, str] | None = None) -> None:
+        """Rewrite the config file with ``edit(text) -> text`` (and add ``environ``), then build
+        fresh connections and a fresh runner from it, as a restarted daemon would."""
+        from sync.config import load_config
+
+        self.config_path.write_text(edit(self.config_path.read_text()))
+        self.environ = {**self.environ, **(environ or {})}
+        self.config = load_config(self.config_path, environ=self.environ)
+        self._connect()
 
     @property
     def salesforce(self):

@@ -58,7 +58,7 @@ class Connections:
                 client_id=config.secret("salesforce", "client_id_env"),
                 client_secret=config.secrets.get("salesforce.client_secret_env", ""),
                 username=settings.username, private_key=private_key,
-                refresh_token=config.secrets.get("salesforce.refresh_token_env", ""))
+                refresh_token=config.secrets.get("salesforce.refresh_token_env", ""), audience=settings.audience)
             return SalesforceAdapter(credentials, api_version=settings.api_version,
                                      instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
                                      timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
