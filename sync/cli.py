@@ -99,13 +99,34 @@ def run(config_path: Path | None, once: bool) -> None:
         daemon.serve()
         return
     outcomes = daemon.run_once()
-    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     for outcome in outcomes:
         click.echo(f"{outcome.job}: {outcome.outcome} (read {outcome.result.records_read}, "
                    f"wrote {outcome.result.records_written}, {outcome.seconds:.1f}s)"
                    + (f": {outcome.error}" if outcome.error else ""))
+    problems = _run_problems(outcomes)
+    if problems:
+        _fail("\n".join(problems), EXIT_FAILED)
+
+
+def _run_problems(outcomes) -> list[str]:
+    """Why a ``run --once`` did not do all its work: jobs that failed, records and events set
+    aside in this run, remotes paused because they refused us or were down (an allowance
+    pause is closedloop keeping to its share, not a failure)."""
+    problems = []
+    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     if failed:
-        _fail(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed), EXIT_FAILED)
+        problems.append(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed))
+    dead = sum(outcome.result.dead_letters for outcome in outcomes)
+    if dead:
+        problems.append(f"{dead} record(s) or event(s) were dead-lettered in this run: see why with "
+                        "`closedloop dead-letters list`")
+    waiting = {}
+    for outcome in outcomes:
+        for run in outcome.result.remotes.values():
+            if run.status in ("paused", "skipped") and run.state and run.state.reason in ("auth", "down"):
+                waiting[run.name] = run
+    problems += [f"{run.describe()} — its work waits (`closedloop status`)" for run in waiting.values()]
+    return problems
 
 
 @main.command()
@@ -141,7 +162,7 @@ def check(config_path: Path | None) -> None:
     """Check the config, the state database, CRM credentials and every field mapping
     against the CRM's live metadata."""
     from mappings.check import check_against_crm
-    from sync.journey.variables import ENUMERATIONS, catalogue
+    from sync.journey.variables import ENUMERATIONS, WHOLE_LENGTHS, catalogue
     from sync.ops.connections import Connections
 
     config, store = boot(config_path, check_schema=False)
@@ -154,7 +175,7 @@ def check(config_path: Path | None) -> None:
         mapping = connections.mapping(crm)
         adapter = connections.adapter(crm)
         describe = {name: adapter.describe_fields(name) for name in mapping.objects}
-        found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
+        found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS)
         fields = sum(len(o.fields) for o in mapping.objects.values())
         click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
                    + ("ok" if not found else f"{len(found)} problem(s)"))
