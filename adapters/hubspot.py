@@ -35,7 +35,7 @@ from urllib3.util.retry import Retry
 
 from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
 from adapters.errors import AuthError, BudgetExhausted, ConfigError, RateLimited, RemoteError, TransientError
-from adapters.http import CallCounter, make_session
+from adapters.http import CallCounter, connection_problem, make_session
 from adapters.hubspot_auth import HubSpotOAuth
 from adapters.ratelimit import SlidingWindowLimiter
 from adapters.retry import RetryPolicy
@@ -147,7 +147,7 @@ class HubSpotAdapter:
                 else:
                     data, status, headers = function(*args, _request_timeout=self.timeout, **kwargs)
             except Urllib3Error as exc:
-                raise TransientError(f"HubSpot {what}: {type(exc).__name__}") from None
+                raise TransientError(f"HubSpot {what} at {self.host}: {connection_problem(exc)}") from None
             except Exception as exc:
                 if not hasattr(exc, "status"):
                     raise

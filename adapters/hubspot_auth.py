@@ -26,6 +26,7 @@ from typing import Callable
 import requests
 
 from adapters.errors import AuthError, RateLimited, RemoteError, TransientError
+from adapters.http import connection_problem
 from adapters.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class HubSpotOAuth:
             response = self.http.post(self.url, data=form, timeout=self.timeout,
                                       headers={"Accept": "application/json"})
         except requests.RequestException as exc:
-            raise TransientError(f"HubSpot OAuth refresh at {self.url}: {type(exc).__name__}") from None
+            raise TransientError(f"HubSpot OAuth refresh at {self.url}: {connection_problem(exc)}") from None
         try:
             body = response.json()
         except ValueError:

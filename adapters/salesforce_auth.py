@@ -15,6 +15,7 @@ import jwt
 import requests
 
 from adapters.errors import AuthError, ConfigError, TransientError
+from adapters.http import connection_problem
 
 TOKEN_PATH = "/services/oauth2/token"
 PRODUCTION_AUDIENCE = "https://login.salesforce.com"
@@ -81,7 +82,8 @@ def fetch_token(http: requests.Session, credentials: SalesforceCredentials, time
     try:
         response = http.post(url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
-        raise TransientError(f"Salesforce login at {credentials.login_url} failed: {type(exc).__name__}") from None
+        raise TransientError(f"cannot reach the Salesforce login at {credentials.login_url}: "
+                             f"{connection_problem(exc)}") from None
     if response.status_code >= 500:
         raise TransientError(f"Salesforce login at {credentials.login_url} answered {response.status_code}")
     try:

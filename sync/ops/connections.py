@@ -26,10 +26,14 @@ class Connections:
     """Lazily built, shared clients for one config. Jobs ask for what they need."""
 
     def __init__(self, config: Config, counter: CallCounter | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait)."""
+                 sleep: Callable[[float], None] = time.sleep, attempts: int | None = None,
+                 timeout: float | None = None) -> None:
+        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait);
+        ``attempts`` and ``timeout`` cap every remote call (``check`` tries each remote once,
+        briefly)."""
         self.config = config
         self.sleep = sleep
+        self.attempts, self.timeout = attempts, timeout
         self.counter = counter or CallCounter(lambda system, n: metrics.api_calls.labels(system).inc(n))
         self._lock = threading.Lock()
         self._adapters: dict[str, object] = {}
@@ -61,9 +65,9 @@ class Connections:
                 refresh_token=config.secrets.get("salesforce.refresh_token_env", ""), audience=settings.audience)
             return SalesforceAdapter(credentials, api_version=settings.api_version,
                                      instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
-                                     timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                                     timeout=self._timeout(settings), max_daily_share=settings.max_daily_api_share,
                                      counter=self.counter, permission_set=settings.permission_set,
-                                     policy=RetryPolicy(sleep=self.sleep))
+                                     policy=self._policy())
         settings = config.settings.hubspot
         credentials = HubSpotCredentials(
             access_token=config.secrets.get("hubspot.access_token_env", ""),
@@ -71,11 +75,17 @@ class Connections:
             client_secret=config.secrets.get("hubspot.client_secret_env", ""),
             refresh_token=config.secrets.get("hubspot.refresh_token_env", ""))
         return HubSpotAdapter(credentials, host=settings.host, ca_bundle=self._ca(settings.ca_bundle),
-                              timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                              timeout=self._timeout(settings), max_daily_share=settings.max_daily_api_share,
                               counter=self.counter, won_stages=settings.won_stages,
                               company_currency=settings.company_currency,
                               write_concurrency=settings.write_concurrency,
-                              policy=RetryPolicy(max_wait=15.0, sleep=self.sleep))
+                              policy=self._policy(max_wait=15.0))
+
+    def _policy(self, **options) -> RetryPolicy:
+        return RetryPolicy(sleep=self.sleep, **({"attempts": self.attempts} if self.attempts else {}), **options)
+
+    def _timeout(self, settings) -> float:
+        return min(settings.timeout_seconds, self.timeout) if self.timeout else settings.timeout_seconds
 
     def _ca(self, value: str) -> str | None:
         if not value:
