@@ -204,7 +204,7 @@ def _run(store_name: str, url: str, scratch: Path, wrk: str, args) -> list[Measu
             server.kill()
             status = server.wait()
         flush_seconds = time.monotonic() - stopping
-    graceful = status in (0, -signal.SIGTERM)  # uvicorn re-raises the SIGTERM it shut down on
+    graceful = status in (0, -signal.SIGTERM)  # 0 now; older versions re-raised the SIGTERM (143)
     if not graceful:
         print(f"warning: collector exited with status {status}; its log:\n{_tail(log_path)}", file=sys.stderr)
     return _measurements(store_name, args, runs, stored_before, stored_after, _count_touchpoints(url),
