@@ -67,14 +67,18 @@ class Store:
     all.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, name: str = "closedloop") -> None:
+        """``name`` labels the connections on PostgreSQL (``application_name`` in
+        ``pg_stat_activity``), so a DBA can tell which instance holds what."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, echo)
         else:
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                                        connect_args={"connect_timeout": 10})
+            # A daemon runs its jobs in parallel, each holding a lock connection besides its
+            # sessions (and the enrich pipeline's threads theirs): up to 20, 5 kept when idle.
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=15,
+                                        connect_args={"connect_timeout": 10, "application_name": name[:63]})
         event.listen(self.engine, "handle_error", self._unavailable)
 
     def _unavailable(self, context) -> None:

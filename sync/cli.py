@@ -7,6 +7,7 @@ or schema problem someone must fix, 1 for anything else (a job failed, a remote 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -96,7 +97,8 @@ def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = 
     for commands that never call a CRM or GA4: their secrets need not be in the environment."""
     config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
-    store = Store(config.database_url)
+    context = click.get_current_context(silent=True)
+    store = Store(config.database_url, name=f"closedloop {context.info_name if context else ''} {os.getpid()}")
     if check_schema:
         store.check_schema()
     return config, store
