@@ -72,6 +72,7 @@ class WriteResult:
     ok: bool
     code: str = ""
     message: str = ""
+    dropped: tuple[str, ...] = ()  # fields left out because the CRM no longer has them (not written)
 
 
 @dataclass

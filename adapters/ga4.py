@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from adapters.errors import DeliveryUncertain, RemoteError, TransientError
-from adapters.http import CallCounter, make_session, never_connected
+from adapters.http import CallCounter, connection_problem, make_session, never_connected
 from adapters.retry import RetryPolicy
 
 MAX_EVENTS = 25
@@ -252,9 +252,9 @@ class Ga4Sender:
                                          headers={"Content-Type": "application/json"}, timeout=self.timeout)
         except requests.RequestException as exc:
             if not idempotent and not never_connected(exc):
-                raise DeliveryUncertain(f"GA4 {self.safe_url(path)}: {type(exc).__name__} after the request was "
+                raise DeliveryUncertain(f"GA4 {self.safe_url(path)}: {connection_problem(exc)} after the request was "
                                         "sent; GA4 may or may not have it") from None
-            raise TransientError(f"GA4 {self.safe_url(path)}: {type(exc).__name__}") from None
+            raise TransientError(f"GA4 {self.safe_url(path)}: {connection_problem(exc)}") from None
         self.requests_sent += 1
         if response.status_code >= 500:
             raise TransientError(f"GA4 {self.safe_url(path)} answered {response.status_code}")

@@ -73,3 +73,33 @@ def never_connected(error: requests.RequestException) -> bool:
         return True
     reason = getattr(error.args[0], "reason", None) if error.args else None
     return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
+_REASONS = (  # (words in the error or its causes, what a person reads), first match wins
+    (("certificate verify failed", "sslcertverificationerror", "sslerror"),
+     "the TLS certificate is not trusted (ca_bundle?)"),
+    (("name or service not known", "nodename nor servname", "nameresolutionerror", "temporary failure in name",
+      "failed to resolve", "getaddrinfo failed"), "host not found"),
+    (("connection refused",), "connection refused"),
+    (("connecttimeout", "connect timeout", "timed out connecting"), "no connection within the timeout"),
+    (("readtimeout", "read timed out", "timeout"), "no answer within the timeout"),
+    (("connection reset", "connection aborted", "remotedisconnected", "protocolerror", "broken pipe"),
+     "the connection broke"),
+    (("network is unreachable", "no route to host"), "network unreachable"),
+)
+
+
+def connection_problem(error: BaseException) -> str:
+    """What went wrong with a connection, in words (``connection refused``, ``host not found``,
+    ``no connection within the timeout`` ...), from a requests or urllib3 error and its causes."""
+    seen, texts, current = set(), [], error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__} {current}".lower())
+        reason = getattr(current, "reason", None)
+        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+    text = " ".join(texts)
+    for words, meaning in _REASONS:
+        if any(word in text for word in words):
+            return meaning
+    return type(error).__name__

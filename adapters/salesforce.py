@@ -33,7 +33,7 @@ from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSess
 from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
 from adapters.errors import (AuthError, BudgetExhausted, ClosedloopError, ConfigError, RemoteError,
                              TransientError)
-from adapters.http import CallCounter, make_session
+from adapters.http import CallCounter, connection_problem, make_session
 from adapters.retry import RetryPolicy
 from adapters.salesforce_auth import SalesforceCredentials, fetch_token
 
@@ -109,7 +109,7 @@ class SalesforceAdapter:
                 except SalesforceExpiredSession:
                     if reauthenticated:
                         raise AuthError(f"Salesforce rejected a brand-new session during {what}: check the "
-                                        "connected app's session policies and the integration user") from None
+                                        "app's session policies and the integration user") from None
                     log.info("Salesforce session expired during %s; authenticating again", what)
                     with self._lock:
                         self._sf = None
@@ -118,7 +118,7 @@ class SalesforceAdapter:
                 except SalesforceError as exc:
                     raise self._translate(what, exc) from None
                 except (requests.ConnectionError, requests.Timeout) as exc:
-                    raise TransientError(f"Salesforce {what}: {type(exc).__name__}") from None
+                    raise TransientError(f"Salesforce {what}: {connection_problem(exc)}") from None
                 except requests.exceptions.ChunkedEncodingError:
                     raise TransientError(f"Salesforce {what}: the connection broke mid-response") from None
                 except (KeyError, ValueError) as exc:

@@ -13,4 +13,5 @@ BENCHMARKS: dict[str, str] = {
     "collector": "beacons per second and latency (p50/p99), SQLite and PostgreSQL",
     "memory": "peak RSS of the daemon while it enriches many leads",
     "latency": "time from a lead's creation to its fields being written",
+    "sizing": "what several instances need from PostgreSQL: connections, storage per beacon and per lead",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -21,10 +22,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from adapters.errors import ClosedloopError, ConfigError
-from state import SchemaOutdated, Store
+from state import SchemaOutdated, StateUnavailable, Store
 from state.models import ApiBudget, Cursor, DeadLetter, JobRun, OutboxEvent
 from sync.config import Config, load_config
-from sync.ops.logs import configure_logging, redact
+from sync.ops.logs import configure_logging, json_logging, redact
 
 log = logging.getLogger("closedloop")
 
@@ -41,20 +42,30 @@ def _version() -> str:
 
 
 class _Group(click.Group):
-    """Turns closedloop's own errors into a one-line reason and an exit status."""
+    """Turns every error into a one-line reason and an exit status: no traceback, unless
+    ``--debug`` is given (on stderr) or the log is JSON (in the log, as a JSON line)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except (ConfigError, SchemaOutdated) as exc:
-            _fail(str(exc), EXIT_CONFIG)
+            _fail(str(exc), EXIT_CONFIG, exc)
         except ClosedloopError as exc:
-            _fail(exc.user_message, EXIT_FAILED)
+            _fail(exc.user_message, EXIT_FAILED, exc)
+        except StateUnavailable as exc:
+            _fail(str(exc), EXIT_FAILED, exc)
         except OSError as exc:
-            _fail(str(exc), EXIT_FAILED)
+            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", EXIT_FAILED, exc)
+        except Exception as exc:  # a bug or an unclassified library error: still one line by default
+            first = (str(exc).strip().splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)", EXIT_FAILED, exc)
 
 
-def _fail(message: str, status: int) -> None:
+def _fail(message: str, status: int, error: BaseException | None = None) -> None:
+    if error is not None:
+        _trace(error)
     lines = redact(message).splitlines() or ["failed"]
     if len(lines) == 1:
         click.echo(f"closedloop: error: {lines[0]}", err=True)
@@ -63,6 +74,18 @@ def _fail(message: str, status: int) -> None:
         for line in lines:
             click.echo(f"  {line}", err=True)
     sys.exit(status)
+
+
+def _trace(error: BaseException) -> None:
+    """The traceback of ``error``: on stderr under ``--debug``, in the log when it is JSON lines."""
+    context = click.get_current_context(silent=True)
+    debug = bool(context and (context.find_root().params or {}).get("debug"))
+    if debug:
+        import traceback
+
+        click.echo(redact("".join(traceback.format_exception(error))), err=True, nl=False)
+    elif json_logging():
+        log.error("%s", getattr(error, "user_message", None) or error, exc_info=error)
 
 
 config_option = click.option(
@@ -75,7 +98,8 @@ def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = 
     for commands that never call a CRM or GA4: their secrets need not be in the environment."""
     config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
-    store = Store(config.database_url)
+    context = click.get_current_context(silent=True)
+    store = Store(config.database_url, name=f"closedloop {context.info_name if context else ''} {os.getpid()}")
     if check_schema:
         store.check_schema()
     return config, store
@@ -83,7 +107,8 @@ def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="closedloop")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="CLOSEDLOOP_DEBUG", help="On failure, print the traceback too.")
+def main(debug: bool) -> None:
     """closedloop: website journeys into CRM lead fields, won revenue back into GA4."""
 
 
@@ -100,28 +125,62 @@ def run(config_path: Path | None, once: bool) -> None:
         daemon.serve()
         return
     outcomes = daemon.run_once()
-    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     for outcome in outcomes:
         click.echo(f"{outcome.job}: {outcome.outcome} (read {outcome.result.records_read}, "
                    f"wrote {outcome.result.records_written}, {outcome.seconds:.1f}s)"
                    + (f": {outcome.error}" if outcome.error else ""))
+    problems = _run_problems(outcomes)
+    if problems:
+        _fail("\n".join(problems), EXIT_FAILED)
+
+
+def _run_problems(outcomes) -> list[str]:
+    """Why a ``run --once`` did not do all its work: jobs that failed, records and events set
+    aside in this run, remotes paused because they refused us or were down (an allowance
+    pause is closedloop keeping to its share, not a failure)."""
+    problems = []
+    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     if failed:
-        _fail(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed), EXIT_FAILED)
+        problems.append(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed))
+    dead = sum(outcome.result.dead_letters for outcome in outcomes)
+    if dead:
+        problems.append(f"{dead} record(s) or event(s) were dead-lettered in this run: see why with "
+                        "`closedloop dead-letters list`")
+    waiting = {}
+    for outcome in outcomes:
+        for run in outcome.result.remotes.values():
+            if run.status in ("paused", "skipped") and run.state and run.state.reason in ("auth", "down"):
+                waiting[run.name] = run
+    problems += [f"{run.describe()} — its work waits (`closedloop status`)" for run in waiting.values()]
+    return problems
 
 
 @main.command()
 @config_option
 def collector(config_path: Path | None) -> None:
-    """Serve only the collector (to scale it out separately from the jobs)."""
-    import uvicorn
+    """Serve only the collector (to scale it out separately from the jobs). SIGTERM or SIGINT
+    stops it cleanly (queued beacons are stored first) and it exits 0."""
+    import signal
+    import threading
 
     from sync.capture.app import create_app
+    from sync.capture.server import BackgroundServer
     from sync.jobs import job_intervals
 
     config, store = boot(config_path, remote=False)
     settings = config.settings.collector
-    uvicorn.run(create_app(config, store, job_intervals=job_intervals(config)), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    # uvicorn.run would re-raise the signal after its own shutdown (exit 143); closedloop owns them.
+    server = BackgroundServer(create_app(config, store, job_intervals=job_intervals(config)), settings.host,
+                              settings.port).start()
+    log.info("collector listening on http://%s:%d", server.host, server.port)
+    while not stop.wait(1.0):
+        if not server.alive:
+            _fail(f"the collector on {settings.host}:{settings.port} stopped unexpectedly", EXIT_FAILED)
+    server.stop()
+    log.info("collector stopped cleanly")
 
 
 @main.command()
@@ -140,26 +199,26 @@ def migrate(config_path: Path | None) -> None:
 @config_option
 def check(config_path: Path | None) -> None:
     """Check the config, the state database, CRM credentials, every field mapping against the
-    CRM's live metadata, and the ad platforms' conversion actions and tokens."""
-    from mappings.check import check_against_crm
-    from sync.journey.variables import ENUMERATIONS, catalogue
+    CRM's live metadata, and the ad platforms' conversion actions and tokens. Each remote is
+    tried once, with a short timeout; what failed is said in one line per remote (retrying is
+    the daemon's job)."""
     from sync.ops.connections import Connections
 
     config, store = boot(config_path, check_schema=False)
     click.echo(f"config: ok ({config.source})")
     store.check_schema()
     click.echo(f"state: ok ({store.safe_url}, schema {store.current_revision()})")
-    connections = Connections(config)
+    connections = Connections(config, attempts=1, timeout=CHECK_TIMEOUT)
     problems: list[str] = []
+    unreachable = False
     for crm in connections.enabled_crms():
-        mapping = connections.mapping(crm)
-        adapter = connections.adapter(crm)
-        describe = {name: adapter.describe_fields(name) for name in mapping.objects}
-        found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
-        fields = sum(len(o.fields) for o in mapping.objects.values())
-        click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
-                   + ("ok" if not found else f"{len(found)} problem(s)"))
-        problems += found
+        try:
+            problems += _check_crm(connections, crm, store)
+        except ConfigError as exc:
+            problems.append(f"{crm}: {exc.user_message}")
+        except ClosedloopError as exc:
+            unreachable = True
+            problems.append(f"{crm}: {exc.user_message}")
     if config.settings.ga4.enabled:
         connections.ga4()
         click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
@@ -172,7 +231,33 @@ def check(config_path: Path | None) -> None:
             click.echo(line)
         problems += found
     if problems:
+        if unreachable:  # not a config mistake for sure: the remote may just be down
+            _fail("\n".join(problems), EXIT_FAILED)
         raise ConfigError("\n".join(problems))
+
+
+CHECK_TIMEOUT = 5.0  # seconds per remote call in `check`: it answers within seconds even when a remote is down
+
+
+def _check_crm(connections, crm: str, store: Store) -> list[str]:
+    """Log in to ``crm`` once and check its mapping against the live metadata; a CRM paused
+    because it refused the credentials is resumed once they work again."""
+    from mappings.check import check_against_crm
+    from sync.journey.variables import ENUMERATIONS, WHOLE_LENGTHS, catalogue
+    from sync.ops.remotes import Remotes
+
+    mapping = connections.mapping(crm)
+    adapter = connections.adapter(crm)
+    describe = {name: adapter.describe_fields(name) for name in mapping.objects}
+    remotes = Remotes(store)
+    if remotes.state(crm).reason == "auth":
+        remotes.resume(crm)
+        click.echo(f"{crm}: the credentials work again: its pause is lifted")
+    found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS)
+    fields = sum(len(o.fields) for o in mapping.objects.values())
+    click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
+               + ("ok" if not found else f"{len(found)} problem(s)"))
+    return found
 
 
 @main.group()
@@ -318,7 +403,11 @@ def backfill(config_path: Path | None, crm: str, since: datetime | None, restart
             result = job.run(on_start=lambda name, total: tasks.setdefault(name, progress.add_task(
                                  f"{crm} {name}", total=total)),
                              on_page=lambda name, n: progress.advance(tasks[name], n))
-    except (StopRequested, KeyboardInterrupt):
+    except StopRequested:  # asked to stop (SIGTERM, Ctrl-C): a clean stop is a success
+        console.print("backfill stopped after the current page; every page up to it is saved: run the same "
+                      "command again to resume", highlight=False)
+        return
+    except KeyboardInterrupt:
         _fail("backfill interrupted; every page up to the last one is saved: run the same command again to resume",
               EXIT_FAILED)
     except EnrichRunning as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from adapters.errors import ConfigError
+from adapters.salesforce_auth import documented_audience
 
 DEFAULT_CONFIG_NAME = "closedloop.toml"
 
@@ -188,6 +189,7 @@ class SalesforceSection(Section):
     enabled: bool = False
     auth: Literal["client_credentials", "jwt", "refresh_token"] = "client_credentials"
     login_url: Url = "https://login.salesforce.com"
+    audience: Url | Literal[""] = ""
     instance_url: Url | Literal[""] = ""
     api_version: Annotated[str, Field(pattern=r"^\d{2,3}\.0$")] = "62.0"
     client_id_env: EnvName = "CLOSEDLOOP_SALESFORCE_CLIENT_ID"
@@ -348,9 +350,9 @@ def required_secrets(settings: Settings) -> list[tuple[str, str, str]]:
         needed.append(("ga4", "api_secret_env", "the Measurement Protocol API secret"))
     sf = settings.salesforce
     if sf.enabled:
-        needed.append(("salesforce", "client_id_env", "the connected app's consumer key"))
+        needed.append(("salesforce", "client_id_env", "the External Client App's consumer key"))
         if sf.auth in ("client_credentials", "refresh_token"):
-            needed.append(("salesforce", "client_secret_env", "the connected app's consumer secret"))
+            needed.append(("salesforce", "client_secret_env", "the External Client App's consumer secret"))
         if sf.auth == "refresh_token":
             needed.append(("salesforce", "refresh_token_env", "the OAuth refresh token"))
         if sf.auth == "jwt" and not sf.private_key_file:
@@ -410,6 +412,10 @@ def _cross_checks(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
     if sf.enabled:
         if not sf.login_url.startswith("https://"):
             problems.append((("salesforce", "login_url"), "Salesforce only speaks HTTPS: expected https://..."))
+        if sf.audience and not documented_audience(sf.audience):
+            problems.append((("salesforce", "audience"), "a My Domain URL is not a documented JWT audience: use "
+                             "https://login.salesforce.com, https://test.salesforce.com (sandboxes) or your Experience "
+                             "Cloud site's URL; the token request still goes to login_url"))
         if sf.auth == "jwt" and not sf.username:
             problems.append((("salesforce", "username"), "required for auth = \"jwt\" (the integration user's username)"))
         if sf.auth == "client_credentials" and re.match(r"^https://(login|test)\.salesforce\.com/?$", sf.login_url):

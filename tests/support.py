@@ -12,28 +12,45 @@ class World:
     """The sandbox suite, a closedloop config pointing at it, a migrated store and a job runner:
     closedloop exactly as a user runs it, minus the scheduler."""
 
-    def __init__(self, tmp_path, extra_config: str = "", *, clock=None, sleep=None, **suite_options) -> None:
+    def __init__(self, tmp_path, extra_config: str = "", *, clock=None, sleep=None, state_url: str | None = None,
+                 **suite_options) -> None:
         """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``. ``clock`` (a
         :class:`sandbox.clock.Clock`) is shared by the emulators and the job runner, so a test moves
-        time for both; ``sleep`` replaces the adapters' retry waits (e.g. ``lambda seconds: None``)."""
+        time for both; ``sleep`` replaces the adapters' retry waits (e.g. ``lambda seconds: None``);
+        ``state_url`` is the store (default: a SQLite file in ``tmp_path``)."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
-        from sync.jobs.base import JobRunner
-        from sync.ops.connections import Connections
 
         self.clock = clock
         self.suite = SandboxSuite.start(tmp_path / "sandbox", clock=clock, **suite_options)
         self.config_path = tmp_path / "closedloop.toml"
-        self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}")
-                                    + "\n" + extra_config)
+        self.state_url = state_url or f"sqlite:///{tmp_path / 'state.db'}"
+        self.config_path.write_text(self.suite.config(state_url=self.state_url) + "\n" + extra_config)
         self.environ = self.suite.environment()
         self.config = load_config(self.config_path, environ=self.environ)
         self.store = Store(self.config.database_url)
         self.store.migrate()
-        self.connections = Connections(self.config, **({"sleep": sleep} if sleep else {}))
+        self._sleep = sleep
+        self._connect()
+
+    def _connect(self) -> None:
+        from sync.jobs.base import JobRunner
+        from sync.ops.connections import Connections
+
+        self.connections = Connections(self.config, **({"sleep": self._sleep} if self._sleep else {}))
         self.runner = JobRunner(self.config, self.store, connections=self.connections,
-                                clock=clock.now if clock else None)
+                                clock=self.clock.now if self.clock else None)
+
+    def reconfigure(self, edit, environ: dict[str, str] | None = None) -> None:
+        """Rewrite the config file with ``edit(text) -> text`` (and add ``environ``), then build
+        fresh connections and a fresh runner from it, as a restarted daemon would."""
+        from sync.config import load_config
+
+        self.config_path.write_text(edit(self.config_path.read_text()))
+        self.environ = {**self.environ, **(environ or {})}
+        self.config = load_config(self.config_path, environ=self.environ)
+        self._connect()
 
     @property
     def salesforce(self):

@@ -70,3 +70,43 @@ def test_budget_pause_shows_in_status(world):
     assert "Salesforce: 80" in line  # the last error, folded in its column
     hubspot = next(line for line in status.stdout.splitlines() if line.startswith("│ hubspot"))
     assert "│ ok " in hubspot
+
+
+def test_a_mapping_that_dead_letters_is_caught_by_check_and_fails_the_run(world, tmp_path):
+    """A value the CRM refuses (journey data mapped onto an Email field) used to dead-letter
+    silently while `run --once` printed ok and exited 0."""
+    from test_enrich import journey
+
+    closedloop(world, "fields", "create")
+    mapping = tmp_path / "emails.toml"
+    mapping.write_text('crm = "salesforce"\n\n[[object]]\nobject = "Lead"\nmatch = { visitor_id = "CL_Visitor_Id__c" }'
+                       '\n\n[object.fields]\nfirst_click_source = "CL_First_Click_Source__c"\n'
+                       'last_click_channel = { field = "Email", policy = "overwrite" }\n')
+    config = tmp_path / "emails-config.toml"
+    config.write_text(world.config_path.read_text().replace('permission_set = "Closedloop_Integration"',
+                                                            'permission_set = "Closedloop_Integration"\n'
+                                                            f'mapping = "{mapping}"'))
+    check = closedloop(world, "check", config=config)
+    assert check.returncode == 2
+    assert f"{mapping}:9: Lead.Email (last_click_channel): an email field holds only email addresses" in check.stderr
+    journey(world, "visitor7001", "dee@x.example")
+    lead = world.salesforce.create("Lead", {"LastName": "Dee", "Company": "X", "Email": "dee@x.example",
+                                            "CL_Visitor_Id__c": "visitor7001"})
+    run = closedloop(world, "run", "--once", config=config)
+    assert run.returncode == 1
+    assert "enrich: ok (read 1, wrote 0" in run.stdout
+    assert "closedloop: error: 1 record(s) or event(s) were dead-lettered in this run: see why with " \
+           "`closedloop dead-letters list`" in run.stderr
+    assert "Traceback" not in run.stderr
+    listed = closedloop(world, "dead-letters", "list", config=config)
+    assert lead in listed.stdout and "INVALID_EMAIL_ADDRESS" in listed.stdout
+
+
+def test_a_paused_remote_fails_the_run_and_says_what_waits(world):
+    closedloop(world, "fields", "create")
+    world.salesforce.refuse_logins(True)
+    run = closedloop(world, "run", "--once")
+    assert run.returncode == 1
+    assert "closedloop: error: salesforce paused (credentials refused) until " in run.stderr
+    assert "invalid_grant" in run.stderr and "its work waits (`closedloop status`)" in run.stderr
+    assert "enrich: paused" in run.stdout and "hubspot" not in run.stderr

@@ -87,8 +87,8 @@ def hubspot_trouble(world, kind: str):
         hs.set_limits(daily_used=hs.limits.daily_limit)
         return lambda: hs.set_limits(daily_used=0)
     if kind == "auth":  # the private app's token was rotated in HubSpot
-        token, hs.private_token = hs.private_token, "pat-na1-rotated-0000"
-        return lambda: setattr(hs, "private_token", token)
+        token = hs.rotate_private_token("pat-na1-rotated-0000")
+        return lambda: hs.rotate_private_token(token)
     hs.inject("503", times=10_000)
     return hs.clear_faults
 

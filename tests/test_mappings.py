@@ -11,7 +11,7 @@ from adapters.errors import MappingError
 from mappings.check import check_against_crm
 from mappings.convert import to_field_value, truncate
 from mappings.model import load_mapping
-from sync.journey.variables import ENUMERATIONS, VARIABLES, catalogue
+from sync.journey.variables import ENUMERATIONS, VARIABLES, WHOLE_LENGTHS, catalogue
 from sync.ops.connections import DEFAULT_MAPPINGS
 
 
@@ -108,6 +108,44 @@ def test_check_against_live_metadata(tmp_path):
         f"{path}:12: Lead.CL_Missing__c (last_click_campaign): no such field in salesforce — run `closedloop fields "
         "create`, and check the integration user can see it",
         f"{path}:13: object 'Nope' does not exist in salesforce (or is not visible to the integration user)",
+    ]
+
+
+def test_check_refuses_fields_whose_type_the_crm_would_enforce(tmp_path):
+    """What would dead-letter or come out mangled is caught at `check`, with file and line."""
+    path = write(tmp_path, """\
+        crm = "salesforce"
+        [[object]]
+        object = "Lead"
+        [object.fields]
+        visit_count = { field = "Email", policy = "overwrite" }
+        first_click_at = "CL_Day__c"
+        days_to_convert = "CL_Day2__c"
+        visitor_id = "CL_Visitor_Id__c"
+        last_click_channel = { field = "CL_Channel__c", max_length = 8 }
+        conversion_type = "CL_Type__c"
+        first_click_campaign = "CL_Campaign__c"
+        """)
+    mapping = load_mapping(path, catalogue(), crm="salesforce")
+    describe = {"Lead": {
+        "Email": spec("Email", "string", crm_type="email", length=80),
+        "CL_Day__c": spec("CL_Day__c", "date"),
+        "CL_Day2__c": spec("CL_Day2__c", "date"),
+        "CL_Visitor_Id__c": spec("CL_Visitor_Id__c", length=36),
+        "CL_Channel__c": spec("CL_Channel__c", length=255),
+        "CL_Type__c": spec("CL_Type__c", length=4),
+        "CL_Campaign__c": spec("CL_Campaign__c", length=20),  # free text: shortened with a marker, fine
+    }}
+    assert check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS) == [
+        f"{path}:5: Lead.Email (visit_count): an email field holds only email addresses, and visit_count is not "
+        "one: map it to a text field",
+        f"{path}:7: Lead.CL_Day2__c (days_to_convert): a number variable cannot go into a date field",
+        f"{path}:8: Lead.CL_Visitor_Id__c (visitor_id): 36 characters cannot hold visitor_id's values whole (they "
+        "need 64): lengthen the field to 64 or more",
+        f"{path}:9: Lead.CL_Channel__c (last_click_channel): 8 characters cannot hold last_click_channel's values "
+        "whole (they need 25): raise max_length to 25 or more",
+        f"{path}:10: Lead.CL_Type__c (conversion_type): 4 characters cannot hold conversion_type's values whole "
+        "(they need 5): lengthen the field to 5 or more",
     ]
 
 

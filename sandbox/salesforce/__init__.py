@@ -43,14 +43,17 @@ class SalesforceSandbox:
     grant them), ``credentials`` (override any of the deterministic defaults),
     ``soap_login_max_version`` (SOAP ``login()`` is refused above it; None accepts any),
     ``max_api_version``, ``latency_seconds`` (added to every answer), ``log_bodies`` (False: the
-    request log keeps no bodies, for million-record benchmarks).
+    request log keeps no bodies, for million-record benchmarks), ``experience_sites`` (Experience
+    Cloud site URLs accepted as JWT audiences besides login/test) and ``accept_my_domain_audience``
+    (also accept the emulator's own URL, which plays the My Domain host; undocumented, off).
     """
 
     def __init__(self, *, data_dir: Path, clock: Clock | None = None, multi_currency: bool = False,
                  org_currency: str = "USD", daily_api_limit: int = 15_000, session_seconds: int = 7200,
                  assignment_rule_owner_id: str | None = None, require_fls: bool = True,
                  credentials: dict[str, str] | None = None, soap_login_max_version: float | None = 64.0,
-                 max_api_version: float = 68.0, latency_seconds: float = 0.0, log_bodies: bool = True) -> None:
+                 max_api_version: float = 68.0, latency_seconds: float = 0.0, log_bodies: bool = True,
+                 experience_sites: tuple[str, ...] = (), accept_my_domain_audience: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.clock = clock or Clock()
         self.store = Store(self.clock, multi_currency=multi_currency, org_currency=org_currency,
@@ -59,6 +62,8 @@ class SalesforceSandbox:
         self.tls = make_tls_files(self.data_dir)
         self.auth = Authority(self.data_dir, self.clock, self.store.integration_user, self.store.organization_id,
                               session_seconds, credentials=credentials, soap_login_max_version=soap_login_max_version)
+        self.auth.extra_audiences.update(site.rstrip("/") for site in experience_sites)
+        self.auth.accept_my_domain_audience = accept_my_domain_audience
         self.faults = FaultBook()
         self.api = Api(self.store, self.auth, self.faults, base_url=lambda: self.url,
                        daily_api_limit=daily_api_limit, max_api_version=max_api_version,

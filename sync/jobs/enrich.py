@@ -370,7 +370,8 @@ class CrmEnricher:
             return row, []
         row["status"], row["visitor_ids"] = "enriched", sorted(person.visitor_ids)
         if result is not None and result.ok:
-            row["written"], row["last_written_at"] = {**row["written"], **values}, now
+            landed = {name: value for name, value in values.items() if name not in result.dropped}
+            row["written"], row["last_written_at"] = {**row["written"], **landed}, now
         elif result is not None:
             self.ctx.result.dead_letters += 1
             session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,

@@ -29,10 +29,14 @@ class Connections:
     """Lazily built, shared clients for one config. Jobs ask for what they need."""
 
     def __init__(self, config: Config, counter: CallCounter | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait)."""
+                 sleep: Callable[[float], None] = time.sleep, attempts: int | None = None,
+                 timeout: float | None = None) -> None:
+        """``sleep`` is what the adapters' retries wait with (tests pass one that does not wait);
+        ``attempts`` and ``timeout`` cap every remote call (``check`` tries each remote once,
+        briefly)."""
         self.config = config
         self.sleep = sleep
+        self.attempts, self.timeout = attempts, timeout
         self.counter = counter or CallCounter(lambda system, n: metrics.api_calls.labels(system).inc(n))
         self._lock = threading.Lock()
         self._adapters: dict[str, object] = {}
@@ -62,12 +66,12 @@ class Connections:
                 client_id=config.secret("salesforce", "client_id_env"),
                 client_secret=config.secrets.get("salesforce.client_secret_env", ""),
                 username=settings.username, private_key=private_key,
-                refresh_token=config.secrets.get("salesforce.refresh_token_env", ""))
+                refresh_token=config.secrets.get("salesforce.refresh_token_env", ""), audience=settings.audience)
             return SalesforceAdapter(credentials, api_version=settings.api_version,
                                      instance_url=settings.instance_url, ca_bundle=self._ca(settings.ca_bundle),
-                                     timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                                     timeout=self._timeout(settings), max_daily_share=settings.max_daily_api_share,
                                      counter=self.counter, permission_set=settings.permission_set,
-                                     policy=RetryPolicy(sleep=self.sleep))
+                                     policy=self._policy())
         settings = config.settings.hubspot
         credentials = HubSpotCredentials(
             access_token=config.secrets.get("hubspot.access_token_env", ""),
@@ -75,11 +79,17 @@ class Connections:
             client_secret=config.secrets.get("hubspot.client_secret_env", ""),
             refresh_token=config.secrets.get("hubspot.refresh_token_env", ""))
         return HubSpotAdapter(credentials, host=settings.host, ca_bundle=self._ca(settings.ca_bundle),
-                              timeout=settings.timeout_seconds, max_daily_share=settings.max_daily_api_share,
+                              timeout=self._timeout(settings), max_daily_share=settings.max_daily_api_share,
                               counter=self.counter, won_stages=settings.won_stages,
                               company_currency=settings.company_currency,
                               write_concurrency=settings.write_concurrency,
-                              policy=RetryPolicy(max_wait=15.0, sleep=self.sleep))
+                              policy=self._policy(max_wait=15.0))
+
+    def _policy(self, **options) -> RetryPolicy:
+        return RetryPolicy(sleep=self.sleep, **({"attempts": self.attempts} if self.attempts else {}), **options)
+
+    def _timeout(self, settings) -> float:
+        return min(settings.timeout_seconds, self.timeout) if self.timeout else settings.timeout_seconds
 
     def _ca(self, value: str) -> str | None:
         if not value:
@@ -108,7 +118,7 @@ class Connections:
                     raise ConfigError(f"{self.config.source}: [ga4] is not enabled")
                 self._ga4 = Ga4Sender(settings.endpoint, settings.measurement_id,
                                       self.config.secret("ga4", "api_secret_env"),
-                                      timeout=settings.timeout_seconds, ca_bundle=self._ca(settings.ca_bundle),
+                                      timeout=self._timeout(settings), ca_bundle=self._ca(settings.ca_bundle),
                                       counter=self.counter)
             return self._ga4
 
@@ -138,7 +148,7 @@ class Connections:
                 raise ConfigError(f"{config.source}: [google_ads] is not enabled")
             return GoogleAdsSender(settings.customer_id, self.google_credentials(),
                                    login_customer_id=settings.login_customer_id, endpoint=settings.endpoint,
-                                   timeout=settings.timeout_seconds,
+                                   timeout=self._timeout(settings),
                                    ca_bundle=self._ca(settings.ca_bundle or config.settings.google_auth.ca_bundle),
                                    counter=self.counter, requests_per_minute=settings.requests_per_minute,
                                    policy=self._destination_policy())
@@ -148,9 +158,10 @@ class Connections:
         return MetaSender(settings.dataset_id, config.secret("meta", "access_token_env"),
                           graph_url=settings.graph_url, api_version=settings.api_version,
                           app_secret=config.secret("meta", "app_secret_env") if settings.app_secret_env else None,
-                          test_event_code=settings.test_event_code, timeout=settings.timeout_seconds,
+                          test_event_code=settings.test_event_code, timeout=self._timeout(settings),
                           ca_bundle=self._ca(settings.ca_bundle), counter=self.counter,
                           requests_per_minute=settings.requests_per_minute, policy=self._destination_policy())
 
     def _destination_policy(self) -> RetryPolicy:
-        return RetryPolicy(attempts=4, initial_wait=1.0, max_wait=30.0, give_up_after=120.0, sleep=self.sleep)
+        return self._policy(**({} if self.attempts else {"attempts": 4}), initial_wait=1.0, max_wait=30.0,
+                            give_up_after=120.0)
