@@ -39,10 +39,16 @@ class Store:
     all.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, create: bool = True) -> None:
+        """``create=False`` refuses a SQLite file that does not exist yet instead of creating an
+        empty one (commands that only read must not leave a database behind in a wrong folder)."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
+            database = self.url.database
+            if not create and database not in (None, "", ":memory:") and not Path(database).exists():
+                raise SchemaOutdated(f"no state database at {database} (is --config or [state] url right?): "
+                                     "run `closedloop migrate` to create it")
             self.engine = _sqlite_engine(url, echo)
         else:
             self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)

@@ -69,12 +69,20 @@ config_option = click.option(
     help="Config file (default: ./closedloop.toml if present, else built-in defaults).")
 
 
-def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True) -> tuple[Config, Store]:
-    """Load the config, set up logging and open the store (checking its schema). ``remote=False``
-    for commands that never call a CRM or GA4: their secrets need not be in the environment."""
+def load(config_path: Path | None, *, remote: bool = True) -> Config:
+    """Load the config and set up logging. ``remote=False`` for commands that never call a CRM
+    or GA4: their secrets need not be in the environment."""
     config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
-    store = Store(config.database_url)
+    return config
+
+
+def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True,
+         create: bool = False) -> tuple[Config, Store]:
+    """:func:`load`, then open the store (checking its schema). Only ``migrate`` creates a
+    SQLite database that does not exist yet."""
+    config = load(config_path, remote=remote)
+    store = Store(config.database_url, create=create)
     if check_schema:
         store.check_schema()
     return config, store
@@ -127,7 +135,7 @@ def collector(config_path: Path | None) -> None:
 @config_option
 def migrate(config_path: Path | None) -> None:
     """Create or upgrade the state database schema."""
-    config, store = boot(config_path, check_schema=False, remote=False)
+    config, store = boot(config_path, check_schema=False, remote=False, create=True)
     before, after = store.migrate()
     if before == after:
         click.echo(f"state schema is up to date ({after}) in {store.safe_url}")
@@ -179,7 +187,7 @@ def fields_create(config_path: Path | None) -> None:
     from sync.jobs.fields import missing_fields
     from sync.ops.connections import Connections
 
-    config, _store = boot(config_path, check_schema=False)
+    config = load(config_path)
     connections = Connections(config)
     if not connections.enabled_crms():
         raise ConfigError(f"{config.source}: no CRM is enabled ([salesforce] or [hubspot] enabled = true)")
