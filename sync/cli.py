@@ -613,7 +613,8 @@ def spend_import(config_path: Path | None, path: Path) -> None:
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".closedloop-demo"), show_default=True,
-              help="Where the demo keeps its config, state database and report (emptied first).")
+              help="Where the demo keeps its config, state database and report: a new or empty folder, or one "
+                   "an earlier demo made (emptied first).")
 @click.option("--people", default=400, show_default=True, help="How many simulated buyers visit the site.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same demo.")
 def demo(directory: Path, people: int, seed: int) -> None:

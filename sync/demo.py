@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import func, select
 
+from adapters.errors import ConfigError
 from state import Store
 from state.models import LeadSync, RevenueLedger
 from sync.capture.app import create_app
@@ -37,6 +38,7 @@ from sync.reports.build import pipeline_report, source_report
 from sync.reports.html import render_html
 
 SITE_ORIGIN = "https://www.example.com"
+MARKER = ".made-by-closedloop-demo"  # in every folder the demo made: only those may be emptied
 AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
 
 
@@ -47,10 +49,8 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
     from sandbox.web import free_port
 
     console = console or Console()
-    directory = directory.resolve()  # the config it writes names files by absolute path
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory = directory.resolve()
+    prepare_directory(directory)
     rng = random.Random(seed)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
@@ -170,6 +170,20 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
         if collector is not None:
             collector.stop()
         suite.stop()
+
+
+def prepare_directory(directory: Path) -> None:
+    """Make ``directory`` an empty demo folder. A folder the demo made before (it holds the
+    marker) is emptied; an empty one is used; anything else is refused, never deleted."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"demo --dir {directory}: a file of that name exists; choose another --dir")
+    if directory.is_dir() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            raise ConfigError(f"demo --dir {directory}: the folder is not empty and was not made by `closedloop "
+                              "demo`, which would empty it; choose a new or empty folder")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("Made by `closedloop demo`, which empties this folder when it runs again.\n")
 
 
 def _summarise(directory, config, store, suite, connections, beacons, visitors, created_fields) -> dict:
