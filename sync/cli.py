@@ -148,7 +148,7 @@ def migrate(config_path: Path | None) -> None:
 def check(config_path: Path | None) -> None:
     """Check the config, the state database, CRM credentials and every field mapping
     against the CRM's live metadata."""
-    from mappings.check import check_against_crm
+    from mappings.check import SUPPORTED_OBJECTS, check_against_crm
     from sync.journey.variables import ENUMERATIONS, catalogue
     from sync.ops.connections import Connections
 
@@ -161,7 +161,8 @@ def check(config_path: Path | None) -> None:
     for crm in connections.enabled_crms():
         mapping = connections.mapping(crm)
         adapter = connections.adapter(crm)
-        describe = {name: adapter.describe_fields(name) for name in mapping.objects}
+        describe = {name: adapter.describe_fields(name) for name in mapping.objects
+                    if name in SUPPORTED_OBJECTS[crm]}  # an unknown (misspelt) object is reported by line
         found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
         fields = sum(len(o.fields) for o in mapping.objects.values())
         click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
@@ -182,24 +183,33 @@ def fields() -> None:
 
 @fields.command("create")
 @config_option
-def fields_create(config_path: Path | None) -> None:
-    """Create the custom fields/properties the mappings need; never changes existing ones."""
-    from sync.jobs.fields import missing_fields
+@click.option("--force", is_flag=True,
+              help="Also create fields whose names are close to existing ones (when both are really meant).")
+def fields_create(config_path: Path | None, force: bool) -> None:
+    """Create the custom fields/properties the mappings need; never changes existing ones.
+    A name that looks like a typo of an existing field is not created (see --force)."""
+    from sync.jobs.fields import doubtful_fields, missing_fields
     from sync.ops.connections import Connections
 
     config = load(config_path)
     connections = Connections(config)
     if not connections.enabled_crms():
         raise ConfigError(f"{config.source}: no CRM is enabled ([salesforce] or [hubspot] enabled = true)")
+    refused: list[str] = []
     for crm in connections.enabled_crms():
-        adapter = connections.adapter(crm)
-        needed = missing_fields(crm, connections.mapping(crm), adapter.describe_fields)
+        adapter, mapping = connections.adapter(crm), connections.mapping(crm)
+        needed = missing_fields(crm, mapping, adapter.describe_fields, force=force)
         created = adapter.ensure_fields(needed) if needed else []
         for name in created:
             click.echo(f"{crm}: created {name}")
-        click.echo(f"{crm}: {len(created)} field(s) created, "
-                   f"{sum(len(o.fields) for o in connections.mapping(crm).objects.values()) - len(created)} "
+        doubtful = doubtful_fields(crm, mapping, adapter.describe_fields, force=force)
+        click.echo(f"{crm}: {len(created)} field(s) created"
+                   + (f", {len(doubtful)} left alone (below)" if doubtful else "")
+                   + f"; {sum(len(o.fields) for o in mapping.objects.values()) - len(created) - len(doubtful)} "
                    "mapped field(s) already existed")
+        refused += doubtful
+    if refused:
+        raise ConfigError("\n".join(refused))
 
 
 @main.command()
