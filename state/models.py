@@ -122,6 +122,7 @@ class LeadSync(SQLModel, table=True):
     last_written_at: Optional[datetime] = _when(default=None)
     visitor_ids: list[str] = Field(default_factory=list, sa_type=JSON)
     written: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    written_at: dict[str, str] = Field(default_factory=dict, sa_type=JSON)  # field → ISO time of its last write
     attempts: int = 0
 
 
@@ -244,6 +245,21 @@ class DealRecord(SQLModel, table=True):
     closed_at: Optional[datetime] = _when(default=None)
     person_object: Optional[str] = Field(default=None, max_length=64)
     person_id: Optional[str] = Field(default=None, max_length=64)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class DealStageRecord(SQLModel, table=True):
+    """Each CRM's deal stages in its own order with the labels its users see, so the pipeline
+    report reads "Closed Won" where HubSpot's deals carry ``closedwon``. Refreshed by the
+    revenue job from the metadata it reads anyway."""
+
+    __tablename__ = "deal_stages"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    stage: str = Field(primary_key=True, max_length=128)
+    label: str = Field(max_length=255)
+    pipeline: str = Field(default="", max_length=255)
+    position: int = 0
     updated_at: datetime = _when(default_factory=utcnow)
 
 
