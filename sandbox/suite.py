@@ -1,6 +1,7 @@
 """All three emulators together, as ``closedloop sandbox`` and ``closedloop demo`` run them."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,22 +45,33 @@ class SandboxSuite:
                 "CLOSEDLOOP_GA4_API_SECRET": self.ga4.api_secret}
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
-               site_origin: str = "http://localhost:8000") -> str:
-        """A closedloop.toml pointing every integration at the emulators."""
+               site_origin: str | tuple[str, ...] = "http://localhost:8000", config_dir: Path | None = None,
+               schedule: dict[str, float] | None = None) -> str:
+        """A closedloop.toml pointing every integration at the emulators.
+
+        Paths in a closedloop config are read relative to the config file's folder, so with
+        ``config_dir`` (where the file will be written) the CA file is named relative to it and
+        the config works from any working directory; without it, by absolute path."""
         lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
-        return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
+        ca = Path(self.salesforce.ca_path).resolve()
+        if config_dir is not None:
+            ca = Path(os.path.relpath(ca, Path(config_dir).resolve()))
+        origins = ", ".join(f'"{origin}"' for origin in ([site_origin] if isinstance(site_origin, str) else site_origin))
+        timing = "".join(f"{key} = {value:g}\n" for key, value in (schedule or {}).items())
+        return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo).
+# Relative paths here are relative to this file's folder.
 [state]
 url = "{state_url}"
 
 [collector]
 port = {collector_port}
-allowed_origins = ["{site_origin}"]
+allowed_origins = [{origins}]
 
 [salesforce]
 enabled = true
 auth = "client_credentials"
 login_url = "{self.salesforce.url}"
-ca_bundle = "{self.salesforce.ca_path}"
+ca_bundle = "{ca.as_posix()}"
 permission_set = "Closedloop_Integration"
 
 [hubspot]
@@ -72,4 +84,4 @@ search_lag_seconds = {lag}
 enabled = true
 measurement_id = "{self.ga4.measurement_id}"
 endpoint = "{self.ga4.url}"
-'''
+''' + (f"\n# short intervals, so the sandbox shows results within a minute\n[schedule]\n{timing}" if timing else "")

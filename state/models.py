@@ -264,15 +264,17 @@ class DealStageRecord(SQLModel, table=True):
 
 
 class Spend(SQLModel, table=True):
-    """Ad spend imported from CSV, for ROI and ROAS in the source report."""
+    """Ad spend imported from CSV, for ROI and ROAS in the source report. Spend is kept at the
+    level the file gives it (channel, source, campaign, and keyword only when the file has one)."""
 
     __tablename__ = "spend"
-    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", name="uq_spend_day_key"),)
+    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", "keyword", name="uq_spend_day_key"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     day: str = Field(max_length=10)
     channel: str = Field(default="", max_length=64)
     source: str = Field(default="", max_length=256)
     campaign: str = Field(default="", max_length=256)
+    keyword: str = Field(default="", max_length=256)
     cost: str = Field(max_length=40)
     currency: str = Field(default="", max_length=3)

@@ -13,7 +13,6 @@ import json
 import random
 import shutil
 from collections import defaultdict
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,11 +38,11 @@ from sync.reports.html import render_html
 
 SITE_ORIGIN = "https://www.example.com"
 MARKER = ".made-by-closedloop-demo"  # in every folder the demo made: only those may be emptied
-AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
 
 
 def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Console | None = None) -> dict:
     """Run the demo in ``directory`` (emptied first); returns the summary it prints."""
+    from sandbox.sales import create_leads, work_pipeline
     from sandbox.suite import SandboxSuite
     from sandbox.traffic import TrafficGenerator
     from sandbox.web import free_port
@@ -61,8 +60,8 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             step = progress.add_task("Starting the sandbox and closedloop", total=3)
             collector_port = free_port()
             config_path = directory / "closedloop.toml"
-            config_path.write_text(suite.config(state_url=f"sqlite:///{directory / 'closedloop.db'}",
-                                                collector_port=collector_port, site_origin=SITE_ORIGIN))
+            config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
+                                                site_origin=SITE_ORIGIN, config_dir=directory))
             config = load_config(config_path, environ=suite.environment())
             store = Store(config.database_url)
             store.migrate()
@@ -87,81 +86,31 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             app.state.writer.flush()
 
             converted = [person for person in plan if person.converted_at is not None]
-            leads = progress.add_task("Leads arriving in Salesforce and HubSpot", total=len(converted))
-            sf_leads, hs_contacts = [], []
-            for person in converted:
-                name = f"Buyer{person.number:04d}"
-                company = person.email.split("@")[1].split("-")[0].title()
-                if person.number % 2 == 0:  # web-to-lead into Salesforce, hidden fields filled by t.js
-                    values = {"FirstName": "Pat", "LastName": name, "Company": company, "Email": person.email,
-                              "LeadSource": "Web" if person.conversion_type == "form" else "Phone Inquiry"}
-                    if person.conversion_type == "form":
-                        values["CL_Visitor_Id__c"] = person.converting_device.visitor_id
-                    sf_leads.append((person, suite.salesforce.create("Lead", values, created_at=person.converted_at)))
-                else:
-                    properties = {"email": person.email, "firstname": "Sam", "lastname": name, "company": company}
-                    if person.conversion_type == "form":
-                        properties["cl_visitor_id"] = person.converting_device.visitor_id
-                    hs_contacts.append((person, suite.hubspot.create("contacts", properties,
-                                                                     created_at=person.converted_at)))
-                progress.advance(leads)
+            task = progress.add_task("Leads arriving in Salesforce and HubSpot", total=len(converted))
+            leads = create_leads(suite, plan, progress=lambda: progress.advance(task))
 
             jobs = {job.name: job(config) for job in registry()}
             step = progress.add_task("closedloop enriching the new leads", total=1)
             runner.execute(jobs["enrich"])
             progress.advance(step)
 
-            pipeline = progress.add_task("Sales working the pipeline (deals won and lost)",
-                                         total=len(sf_leads) + len(hs_contacts))
-            for person, lead in sf_leads:
-                roll = rng.random()
-                if roll < 0.25:
-                    suite.salesforce.update("Lead", lead, {"Status": "Working - Contacted"})
-                elif roll < 0.35:
-                    suite.salesforce.update("Lead", lead, {"Status": "Unqualified"})
-                elif roll < 0.95:
-                    ids = suite.salesforce.convert_lead(lead, opportunity={
-                        "Amount": rng.choice(AMOUNTS), "StageName": "Qualification",
-                        "CloseDate": (person.converted_at + timedelta(days=30)).date().isoformat()})
-                    outcome = rng.random()
-                    if outcome < 0.5:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won"})
-                    elif outcome < 0.7:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Lost"})
-                    else:
-                        suite.salesforce.update("Opportunity", ids["opportunityId"],
-                                                {"StageName": rng.choice(["Proposal/Price Quote",
-                                                                          "Negotiation/Review"])})
-                progress.advance(pipeline)
-            for person, contact in hs_contacts:
-                roll = rng.random()
-                if roll < 0.2:
-                    suite.hubspot.update("contacts", contact, {"hs_lead_status": "IN_PROGRESS"})
-                elif roll < 0.3:
-                    suite.hubspot.update("contacts", contact, {"hs_lead_status": "UNQUALIFIED"})
-                elif roll < 0.9:
-                    suite.hubspot.update("contacts", contact, {"lifecyclestage": "salesqualifiedlead"})
-                    deal = suite.hubspot.create("deals", {"dealname": f"{person.email.split('@')[1]} deal",
-                                                          "amount": str(rng.choice(AMOUNTS))})
-                    suite.hubspot.associate(deal, contact)
-                    outcome = rng.random()
-                    stage = "closedwon" if outcome < 0.5 else "closedlost" if outcome < 0.7 else \
-                        rng.choice(["presentationscheduled", "contractsent"])
-                    suite.hubspot.update("deals", deal, {"dealstage": stage})
-                    if stage == "closedwon":
-                        suite.hubspot.update("contacts", contact, {"lifecyclestage": "customer"})
-                progress.advance(pipeline)
+            task = progress.add_task("Sales working the pipeline (deals won and lost)", total=len(leads))
+            work_pipeline(suite, leads, rng, progress=lambda: progress.advance(task))
 
             step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4)", total=3)
             for name in ("enrich", "revenue", "lifecycle"):
                 runner.execute(jobs[name])
                 progress.advance(step)
-        summary = _summarise(directory, config, store, suite, connections, beacons, len(plan), created)
-        html = directory / "report.html"
         settings = journey_settings(config)
         with store.session(readonly=True) as session:
-            html.write_text(render_html(source_report(session, settings), pipeline_report(session, settings)),
-                            encoding="utf-8")
+            sources, pipeline_stages = source_report(session, settings), pipeline_report(session, settings)
+        html = directory / "report.html"
+        html.write_text(render_html(sources, pipeline_stages), encoding="utf-8")
+        summary = _summarise(directory, store, suite, beacons, created)
+        # The visitors the report counts (a person whose devices closedloop linked counts once),
+        # so the summary and `closedloop report` agree.
+        summary.update(visitors=sources.totals().visitors, people=len(plan),
+                       devices=sum(len(person.devices) for person in plan))
         summary["html_report"] = str(html.resolve())
         (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         _print(console, summary)
@@ -186,7 +135,7 @@ def prepare_directory(directory: Path) -> None:
     (directory / MARKER).write_text("Made by `closedloop demo`, which empties this folder when it runs again.\n")
 
 
-def _summarise(directory, config, store, suite, connections, beacons, visitors, created_fields) -> dict:
+def _summarise(directory, store, suite, beacons, created_fields) -> dict:
     with store.session(readonly=True) as session:
         enriched = {crm: session.exec(select(func.count()).select_from(LeadSync).where(
             LeadSync.crm == crm, LeadSync.object == obj, LeadSync.status == "enriched")).one()
@@ -222,7 +171,7 @@ def _summarise(directory, config, store, suite, connections, beacons, visitors, 
     events = suite.ga4.event_log()
     return {
         "directory": str(directory.resolve()), "config": str(directory / "closedloop.toml"),
-        "visitors": visitors, "beacons_accepted": beacons, "fields_created": created_fields,
+        "beacons_accepted": beacons, "fields_created": created_fields,
         "leads_enriched": enriched, "fields_written": written, "leads_without_web_journey": no_journey,
         "won_deals": won, "crm_won_revenue": str(sum((Decimal(d["amount"]) for d in won), Decimal(0))),
         "crm_won_revenue_by_first_click_channel": {k: str(v) for k, v in sorted(crm_by_channel.items())},
@@ -248,8 +197,10 @@ def _enriched_leads(store, crm):
 def _print(console: Console, summary: dict) -> None:
     console.print()
     enriched = summary["leads_enriched"]
-    console.print(f"[bold]{summary['visitors']}[/bold] visitors sent [bold]{summary['beacons_accepted']}[/bold] "
-                  f"beacons; [bold]{enriched['salesforce']}[/bold] Salesforce leads and "
+    console.print(f"[bold]{summary['people']}[/bold] simulated buyers browsed on {summary['devices']} devices and "
+                  f"sent [bold]{summary['beacons_accepted']}[/bold] beacons; closedloop counts "
+                  f"[bold]{summary['visitors']}[/bold] visitors (a buyer whose devices it could link counts once), "
+                  f"as `closedloop report` does. [bold]{enriched['salesforce']}[/bold] Salesforce leads and "
                   f"[bold]{enriched['hubspot']}[/bold] HubSpot contacts were enriched "
                   f"([bold]{summary['fields_written']}[/bold] field values written); "
                   f"{summary['leads_without_web_journey']} had no web journey.")
@@ -294,4 +245,4 @@ def _print(console: Console, summary: dict) -> None:
     console.print(f"GA4 received {summary['ga4_purchases']} purchases and {summary['ga4_lead_events']} lead events.")
     console.print(f"\nHTML report: [bold]{summary['html_report']}[/bold]")
     console.print(f"Explore further: closedloop report --config {summary['config']}   "
-                  f"(and status, explain VISITOR_ID, dead-letters list)")
+                  f"(and status, explain EMAIL or RECORD_ID, dead-letters list)")

@@ -1,4 +1,4 @@
-"""deal stages and per-field write times
+"""deal stages, per-field write times, spend by keyword
 
 Revision ID: 0006
 Revises: 0005
@@ -29,9 +29,19 @@ def upgrade() -> None:
     # Existing rows get an empty map: their fields' write times were not kept before.
     with op.batch_alter_table('lead_sync') as batch:
         batch.add_column(sa.Column('written_at', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
+    # Spend may name a keyword; a campaign's spend without one is the campaign's as a whole.
+    with op.batch_alter_table('spend') as batch:
+        batch.add_column(sa.Column('keyword', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False,
+                                   server_default=''))
+        batch.drop_constraint('uq_spend_day_key', type_='unique')
+        batch.create_unique_constraint('uq_spend_day_key', ['day', 'channel', 'source', 'campaign', 'keyword'])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('spend') as batch:
+        batch.drop_constraint('uq_spend_day_key', type_='unique')
+        batch.drop_column('keyword')
+        batch.create_unique_constraint('uq_spend_day_key', ['day', 'channel', 'source', 'campaign'])
     with op.batch_alter_table('lead_sync') as batch:
         batch.drop_column('written_at')
     op.drop_table('deal_stages')
