@@ -71,56 +71,75 @@ def work_pipeline(suite, leads: list[Lead], rng: random.Random, progress: Callab
     Returns counts by outcome."""
     outcomes = {"won": 0, "lost": 0, "open": 0, "working": 0, "disqualified": 0}
     for lead in leads:
-        outcome = _work_salesforce(suite, lead, rng) if lead.crm == "salesforce" else _work_hubspot(suite, lead, rng)
+        desk = SalesforceDesk(suite) if lead.crm == "salesforce" else HubSpotDesk(suite)
+        roll = rng.random()
+        if roll < desk.contacted:
+            desk.contact(lead)
+            outcome = "working"
+        elif roll < desk.disqualified:
+            desk.disqualify(lead)
+            outcome = "disqualified"
+        elif roll < desk.converted:
+            amount, outcome = rng.choice(AMOUNTS), _deal_outcome(rng)
+            stage = desk.stages.get(outcome) or rng.choice(desk.open_stages)
+            desk.convert(lead, amount, stage, won=outcome == "won")
+        else:
+            outcome = "working"
         outcomes[outcome] += 1
         if progress:
             progress()
     return outcomes
 
 
-def _work_salesforce(suite, lead: Lead, rng: random.Random) -> str:
+def _deal_outcome(rng: random.Random) -> str:
     roll = rng.random()
-    if roll < 0.25:
-        suite.salesforce.update("Lead", lead.record_id, {"Status": "Working - Contacted"})
-        return "working"
-    if roll < 0.35:
-        suite.salesforce.update("Lead", lead.record_id, {"Status": "Unqualified"})
-        return "disqualified"
-    if roll >= 0.95:
-        return "working"
-    ids = suite.salesforce.convert_lead(lead.record_id, opportunity={
-        "Amount": rng.choice(AMOUNTS), "StageName": "Qualification",
-        "CloseDate": (lead.person.converted_at + timedelta(days=30)).date().isoformat()})
-    stage, outcome = _deal_outcome(rng, "Closed Won", "Closed Lost", ["Proposal/Price Quote", "Negotiation/Review"])
-    suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": stage})
-    return outcome
+    return "won" if roll < 0.5 else "lost" if roll < 0.7 else "open"
 
 
-def _work_hubspot(suite, lead: Lead, rng: random.Random) -> str:
-    roll = rng.random()
-    if roll < 0.2:
-        suite.hubspot.update("contacts", lead.record_id, {"hs_lead_status": "IN_PROGRESS"})
-        return "working"
-    if roll < 0.3:
-        suite.hubspot.update("contacts", lead.record_id, {"hs_lead_status": "UNQUALIFIED"})
-        return "disqualified"
-    if roll >= 0.9:
-        return "working"
-    suite.hubspot.update("contacts", lead.record_id, {"lifecyclestage": "salesqualifiedlead"})
-    deal = suite.hubspot.create("deals", {"dealname": f"{lead.person.email.split('@')[1]} deal",
-                                          "amount": str(rng.choice(AMOUNTS))})
-    suite.hubspot.associate(deal, lead.record_id)
-    stage, outcome = _deal_outcome(rng, "closedwon", "closedlost", ["presentationscheduled", "contractsent"])
-    suite.hubspot.update("deals", deal, {"dealstage": stage})
-    if outcome == "won":
-        suite.hubspot.update("contacts", lead.record_id, {"lifecyclestage": "customer"})
-    return outcome
+class SalesforceDesk:
+    """A Salesforce rep: lead statuses, lead conversion, opportunity stages."""
+
+    contacted, disqualified, converted = 0.25, 0.35, 0.95
+    stages = {"won": "Closed Won", "lost": "Closed Lost"}
+    open_stages = ("Proposal/Price Quote", "Negotiation/Review")
+
+    def __init__(self, suite) -> None:
+        self.org = suite.salesforce
+
+    def contact(self, lead: Lead) -> None:
+        self.org.update("Lead", lead.record_id, {"Status": "Working - Contacted"})
+
+    def disqualify(self, lead: Lead) -> None:
+        self.org.update("Lead", lead.record_id, {"Status": "Unqualified"})
+
+    def convert(self, lead: Lead, amount: int, stage: str, *, won: bool) -> None:
+        ids = self.org.convert_lead(lead.record_id, opportunity={
+            "Amount": amount, "StageName": "Qualification",
+            "CloseDate": (lead.person.converted_at + timedelta(days=30)).date().isoformat()})
+        self.org.update("Opportunity", ids["opportunityId"], {"StageName": stage})
 
 
-def _deal_outcome(rng: random.Random, won: str, lost: str, open_stages: list[str]) -> tuple[str, str]:
-    roll = rng.random()
-    if roll < 0.5:
-        return won, "won"
-    if roll < 0.7:
-        return lost, "lost"
-    return rng.choice(open_stages), "open"
+class HubSpotDesk:
+    """A HubSpot rep: lead statuses, lifecycle stages, deals associated with the contact."""
+
+    contacted, disqualified, converted = 0.2, 0.3, 0.9
+    stages = {"won": "closedwon", "lost": "closedlost"}
+    open_stages = ("presentationscheduled", "contractsent")
+
+    def __init__(self, suite) -> None:
+        self.portal = suite.hubspot
+
+    def contact(self, lead: Lead) -> None:
+        self.portal.update("contacts", lead.record_id, {"hs_lead_status": "IN_PROGRESS"})
+
+    def disqualify(self, lead: Lead) -> None:
+        self.portal.update("contacts", lead.record_id, {"hs_lead_status": "UNQUALIFIED"})
+
+    def convert(self, lead: Lead, amount: int, stage: str, *, won: bool) -> None:
+        self.portal.update("contacts", lead.record_id, {"lifecyclestage": "salesqualifiedlead"})
+        deal = self.portal.create("deals", {"dealname": f"{lead.person.email.split('@')[1]} deal",
+                                            "amount": str(amount)})
+        self.portal.associate(deal, lead.record_id)
+        self.portal.update("deals", deal, {"dealstage": stage})
+        if won:
+            self.portal.update("contacts", lead.record_id, {"lifecyclestage": "customer"})

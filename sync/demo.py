@@ -35,6 +35,7 @@ from sync.journey.variables import VARIABLES
 from sync.ops.connections import Connections
 from sync.reports.build import pipeline_report, source_report
 from sync.reports.html import render_html
+from sync.reports.safe_text import cell, markup
 
 SITE_ORIGIN = "https://www.example.com"
 MARKER = ".made-by-closedloop-demo"  # in every folder the demo made: only those may be emptied
@@ -212,17 +213,17 @@ def _print(console: Console, summary: dict) -> None:
 
         mapping = load_mapping(DEFAULT_MAPPINGS / "salesforce.toml", catalogue())
         labels = {m.field: VARIABLES[m.variable].label for m in mapping.objects["Lead"].fields}
-        table = Table(title=f"A Salesforce lead as a sales rep sees it ({sample['id']})", title_justify="left")
+        table = Table(title=cell(f"A Salesforce lead as a sales rep sees it ({sample['id']})"), title_justify="left")
         table.add_column("field")
         table.add_column("value", overflow="fold")
         for key in ("FirstName", "LastName", "Company", "Email", "LeadSource"):
-            table.add_row(key, str(sample.get(key, "")))
+            table.add_row(key, cell(sample.get(key, "")))
         for field in ("CL_First_Click_Channel__c", "CL_First_Click_Source__c", "CL_First_Click_Campaign__c",
                       "CL_First_Click_Term__c", "CL_First_Click_Landing_Page__c", "CL_Last_Click_Channel__c",
                       "CL_Conversion_Type__c", "CL_Visit_Count__c", "CL_Days_To_Convert__c", "CL_Channel_Path__c",
                       "CL_First_Click_Device__c"):
             if field in sample:
-                table.add_row(labels.get(field, field), str(sample[field]))
+                table.add_row(labels.get(field, field), cell(sample[field]))
         console.print(table)
     table = Table(title="Won revenue by channel: GA4 (first-user channel) vs the CRMs (first-click channel)",
                   title_justify="left")
@@ -233,7 +234,7 @@ def _print(console: Console, summary: dict) -> None:
     ga4, crm = summary["ga4_revenue_by_first_user_channel"], summary["crm_won_revenue_by_first_click_channel"]
     for channel in sorted(set(ga4) | set(crm)):
         left, right = Decimal(ga4.get(channel, "0")), Decimal(crm.get(channel, "0"))
-        table.add_row(channel, f"{left:,.2f}", f"{right:,.2f}", "✓" if left == right else "≠")
+        table.add_row(cell(channel), f"{left:,.2f}", f"{right:,.2f}", "✓" if left == right else "≠")
     table.add_row("[bold]total[/bold]", f"[bold]{Decimal(summary['ga4_revenue']):,.2f}[/bold]",
                   f"[bold]{Decimal(summary['crm_won_revenue']):,.2f}[/bold]", "")
     console.print(table)
@@ -243,6 +244,6 @@ def _print(console: Console, summary: dict) -> None:
                       "while closedloop credits the first campaign, search or referral that brought them "
                       "(first click). Every other dollar lines up.")
     console.print(f"GA4 received {summary['ga4_purchases']} purchases and {summary['ga4_lead_events']} lead events.")
-    console.print(f"\nHTML report: [bold]{summary['html_report']}[/bold]")
-    console.print(f"Explore further: closedloop report --config {summary['config']}   "
+    console.print(f"\nHTML report: [bold]{markup(summary['html_report'])}[/bold]")
+    console.print(f"Explore further: closedloop report --config {markup(summary['config'])}   "
                   f"(and status, explain EMAIL or RECORD_ID, dead-letters list)")

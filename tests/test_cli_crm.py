@@ -23,6 +23,14 @@ def closedloop(world, *args, config=None):
                           env={**os.environ, **world.environ, "COLUMNS": "200"})
 
 
+def with_salesforce_mapping(world, config, mapping: str):
+    """A copy of the world's config whose [salesforce] mapping is ``mapping``."""
+    config.write_text(world.config_path.read_text().replace('permission_set = "Closedloop_Integration"',
+                                                            'permission_set = "Closedloop_Integration"\n'
+                                                            f'mapping = "{mapping}"'))
+    return config
+
+
 def test_fields_create_then_check(world, tmp_path):
     before = closedloop(world, "check")
     assert before.returncode == 2
@@ -45,10 +53,7 @@ def test_check_names_the_mapping_line_at_fault(world, tmp_path):
     mapping.write_text('crm = "salesforce"\n\n[[object]]\nobject = "Lead"\n\n[object.fields]\n'
                        'first_click_source = "CL_First_Click_Source__c"\nlast_click_source = "LeadSource"\n'
                        'visit_count = "CL_Nope__c"\n')
-    config = tmp_path / "custom.toml"
-    config.write_text(world.config_path.read_text().replace('permission_set = "Closedloop_Integration"',
-                                                            'permission_set = "Closedloop_Integration"\n'
-                                                            f'mapping = "{mapping}"'))
+    config = with_salesforce_mapping(world, tmp_path / "custom.toml", str(mapping))
     result = closedloop(world, "check", config=config)
     assert result.returncode == 2
     assert f"{mapping}:9: Lead.CL_Nope__c (visit_count): no such field in salesforce" in result.stderr
@@ -82,10 +87,7 @@ def test_typos_are_questions_not_new_fields(world, tmp_path):
                        'first_click_source = "CL_Brand_New_Field__c"\n'                  # 11
                        '\n[[object]]\nobject = "Leed"\n'                                 # 12-14
                        '[object.fields]\nvisit_count = "CL_Visit_Count__c"\n')           # 15-16
-    config = tmp_path / "typos-config.toml"
-    config.write_text(world.config_path.read_text().replace('permission_set = "Closedloop_Integration"',
-                                                            'permission_set = "Closedloop_Integration"\n'
-                                                            f'mapping = "{mapping.name}"'))
+    config = with_salesforce_mapping(world, tmp_path / "typos-config.toml", mapping.name)  # relative to the config
     check = closedloop(world, "check", config=config)
     assert check.returncode == 2
     lines = check.stderr.splitlines()

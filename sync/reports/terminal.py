@@ -42,7 +42,8 @@ def fit(columns: list[Column], rows: list[Any], console: Console, *,
     until rich's own measure of the table's narrowest layout fits. ``wide`` keeps them all."""
     shown, dropped = list(columns), []
     while not wide:
-        narrowest = console.measure(_table("", shown, rows), options=console.options.update_width(100_000)).minimum
+        narrowest = console.measure(_table("", shown, rows, cap=_cap(console)),
+                                    options=console.options.update_width(100_000)).minimum
         worst = max((c for c in shown if c.priority > 1), key=lambda c: (c.priority, shown.index(c)), default=None)
         if narrowest <= console.width or worst is None:
             break
@@ -68,15 +69,22 @@ def table(title: str, columns: list[Column], rows: list[Any], console: Console, 
     shown, dropped = fit(columns, rows, console, wide=wide)
     caption = (f"not shown at this width: {', '.join(c.header for c in dropped)} (--wide shows every column)"
                if dropped else None)
-    return _table(title, shown, rows, styles, caption)
+    return _table(title, shown, rows, styles, caption, cap=None if wide else _cap(console))
+
+
+def _cap(console: Console) -> int:
+    """The widest a text column may be in a table that must fit: rich measures a column at
+    least as wide as its longest word (a URL, a long id), which a folding column need not be."""
+    return max(20, console.width // 3)
 
 
 def _table(title: str, columns: list[Column], rows: list[Any], styles: Callable[[Any], str] | None = None,
-           caption: str | None = None) -> Table:
+           caption: str | None = None, cap: int | None = None) -> Table:
     result = Table(title=cell(title), title_justify="left", caption_justify="left", caption=caption)
     for column in columns:
         result.add_column(column.header, justify="right" if column.numeric else "left",
-                          no_wrap=column.numeric, overflow="fold", min_width=column.min_width)
+                          no_wrap=column.numeric, overflow="fold", min_width=column.min_width,
+                          max_width=None if cap is None or column.numeric else max(column.min_width, cap))
     for row in rows:
         values = [column.value(row) for column in columns]
         result.add_row(*[value if isinstance(value, Text) else cell(value) for value in values],
