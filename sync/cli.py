@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -247,11 +248,10 @@ def status(config_path: Path | None) -> None:
                 run.outcome if run else "-",
                 f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run and run.finished_at else "-",
                 str(run.records_read) if run else "-",
-                str(run.records_written) if run else "-",
-                "; ".join(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}" for c in cursors) or "-",
+                str(run.records_written) if run else "-")),
+                Text("\n").join(cell(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}") for c in cursors) or "-",
                 "-" if backlog is None else str(backlog),
-                str(dead),
-            )))
+                str(dead))
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)

@@ -33,7 +33,8 @@ READ_CHART = """svg => {
     bars: [...svg.querySelectorAll('rect.bar')].map(b => ({
       label: b.dataset.label, series: b.dataset.series, value: parseFloat(b.dataset.value),
       width: b.getBBox().width, shown: b.nextElementSibling.textContent,
-      labelDrawn: [...svg.querySelectorAll('text.label')].some(t => t.textContent === b.dataset.label)})),
+      labelDrawn: [...svg.querySelectorAll('text.label')].some(t => t.dataset.full === b.dataset.label &&
+                                                                   t.getBBox().x >= 0)})),
   };
 }"""
 

@@ -31,6 +31,7 @@ PALETTE = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#c
 MODEL_LABELS = {"first_click": "First click", "last_click": "Last non-direct click", "linear": "Linear",
                 "time_decay": "Time decay", "position": "Position-based (40/20/40)", "w_shaped": "W-shaped"}
 WIDTH, LABEL_WIDTH, VALUE_ROOM, BAR, GAP, GROUP_GAP = 900, 250, 170, 16, 3, 12
+LABEL_CHARS = 36  # what fits LABEL_WIDTH at the label font size; longer labels end in "…" (full text on hover)
 
 
 def _text(value) -> str:
@@ -75,8 +76,10 @@ def chart(chart_id: str, title: str, groups: list[tuple[str, list[Bar]]], axis_l
     parts = []
     for label, bars in groups:
         group_height = len(bars) * (BAR + GAP) - GAP
+        shown = label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
         parts.append(f'<text class="label" x="{LABEL_WIDTH - 10}" y="{y + group_height / 2 + 4:.1f}" '
-                     f'text-anchor="end">{_text(label)}</text>')
+                     f'text-anchor="end" data-full="{_text(label)}">{_text(shown)}<title>{_text(label)}</title>'
+                     "</text>")
         for bar in bars:
             length = plot * bar.value / top if bar.value > 0 else 0
             colour = colours.get(bar.series, PALETTE[0])
