@@ -30,7 +30,7 @@ PALETTE = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#c
            "#65a30d", "#7c3aed", "#0d9488"]
 MODEL_LABELS = {"first_click": "First click", "last_click": "Last non-direct click", "linear": "Linear",
                 "time_decay": "Time decay", "position": "Position-based (40/20/40)", "w_shaped": "W-shaped"}
-WIDTH, LABEL_WIDTH, VALUE_ROOM, BAR, GAP, GROUP_GAP = 900, 250, 170, 16, 3, 12
+WIDTH, LABEL_WIDTH, VALUE_ROOM, BAR, GAP, GROUP_GAP = 980, 250, 250, 16, 3, 12
 LABEL_CHARS = 36  # what fits LABEL_WIDTH at the label font size; longer labels end in "…" (full text on hover)
 
 
@@ -131,7 +131,8 @@ def models_chart(report: SourceReport) -> str:
     currency = report.currency or "no revenue yet"
     channels = list(dict.fromkeys(c for m in MODELS for c in report.by_channel_by_model.get(m, {})))
     groups = [(channel, [Bar(MODEL_LABELS[m], float(report.by_channel_by_model.get(m, {}).get(channel, 0)),
-                             _money(report.by_channel_by_model.get(m, {}).get(channel, Decimal(0))))
+                             f"{_money(report.by_channel_by_model.get(m, {}).get(channel, Decimal(0)))} "
+                             f"· {MODEL_LABELS[m]}")  # named on the bar too: not by colour alone
                          for m in MODELS]) for channel in channels]
     return chart("revenue-by-model", f"Won revenue by channel under each attribution model, side by side ({currency})",
                  groups, f"revenue ({currency})", legend=[MODEL_LABELS[m] for m in MODELS])
