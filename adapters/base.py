@@ -29,6 +29,7 @@ class FieldSpec:
     custom: bool = False
     picklist_values: tuple[str, ...] = ()
     restricted_picklist: bool = False
+    picklist_labels: tuple[str, ...] = ()  # what users see, parallel to picklist_values
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,18 @@ class Deal:
     is_closed: bool = False
 
 
+@dataclass(frozen=True)
+class DealStage:
+    """One deal stage as the CRM shows it: the value deals carry (Salesforce's StageName, a
+    HubSpot stage id such as ``closedwon``), the label users see, its pipeline (HubSpot), and
+    its place in the CRM's own order (``position``, ascending across pipelines)."""
+
+    stage: str
+    label: str
+    position: int
+    pipeline: str = ""
+
+
 @dataclass
 class StageChange:
     """A lifecycle stage a record is now in (lead status, lifecycle stage, deal stage)."""
@@ -159,3 +172,5 @@ class CRMAdapter(Protocol):
     def people_of_deals(self, deal_ids: list[str]) -> dict[str, list[PersonRef]]: ...
 
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]: ...
+
+    def deal_stages(self) -> list[DealStage]: ...

@@ -33,7 +33,8 @@ from hubspot import HubSpot
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import (Allowance, Deal, DealStage, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef,
+                           StageChange, WriteResult)
 from adapters.errors import AuthError, BudgetExhausted, ConfigError, RateLimited, RemoteError, TransientError
 from adapters.http import CallCounter, connection_problem, make_session
 from adapters.hubspot_auth import HubSpotOAuth
@@ -125,6 +126,7 @@ class HubSpotAdapter:
         self._won_stages: set[str] | None = None
         self._closed_stages: set[str] = set()
         self._stage_labels: dict[str, str] = {}
+        self._stage_order: list[DealStage] = []
 
     # -- the guarded call ---------------------------------------------------------------
 
@@ -244,6 +246,7 @@ class HubSpotAdapter:
                     updateable=not read_only and not prop.name.startswith("hs_analytics_"),
                     custom=not bool(prop.hubspot_defined),
                     picklist_values=tuple(option.value for option in prop.options or []),
+                    picklist_labels=tuple(option.label or option.value for option in prop.options or []),
                     restricted_picklist=prop.type == "enumeration")
             self._describe_cache[object_name] = specs
         return self._describe_cache[object_name]
@@ -497,7 +500,21 @@ class HubSpotAdapter:
             self._won_stages = set(self.configured_won_stages) or stages
             self._closed_stages = {stage.id for pipeline in data.results for stage in pipeline.stages
                                    if (stage.metadata or {}).get("isClosed") == "true"}
+            self._stage_order = [DealStage(stage.id, stage.label, position, pipeline.label)
+                                 for position, (pipeline, stage) in enumerate(
+                                     (pipeline, stage)
+                                     for pipeline in sorted(data.results, key=lambda p: (p.display_order, p.id))
+                                     if not pipeline.archived
+                                     for stage in sorted(pipeline.stages, key=lambda s: (s.display_order, s.id))
+                                     if not stage.archived)]
         return self._won_stages
+
+    def deal_stages(self) -> list[DealStage]:
+        """Deal stages in HubSpot's own order (pipelines, then stages, by ``displayOrder``;
+        hubspot-api.md §6.2) with their labels: ``closedwon`` is "Closed Won". Read with the
+        won stages, once per adapter."""
+        self.won_stages()
+        return list(self._stage_order)
 
     def company_currency(self) -> str:
         return self.configured_currency or "USD"

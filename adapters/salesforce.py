@@ -30,7 +30,8 @@ from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSess
                                           SalesforceMalformedRequest, SalesforceRefusedRequest,
                                           SalesforceResourceNotFound)
 
-from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import (Allowance, Deal, DealStage, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef,
+                           StageChange, WriteResult)
 from adapters.errors import (AuthError, BudgetExhausted, ClosedloopError, ConfigError, RemoteError,
                              TransientError)
 from adapters.http import CallCounter, connection_problem, make_session
@@ -172,6 +173,8 @@ class SalesforceAdapter:
                     length=field.get("length") or None, updateable=bool(field.get("updateable")),
                     custom=bool(field.get("custom")),
                     picklist_values=tuple(v["value"] for v in field.get("picklistValues") or [] if v.get("active")),
+                    picklist_labels=tuple(v.get("label") or v["value"] for v in field.get("picklistValues") or []
+                                          if v.get("active")),
                     restricted_picklist=bool(field.get("restrictedPicklist")))
                 for field in body.get("fields", [])}
         return self._describe_cache[object_name]
@@ -322,6 +325,16 @@ class SalesforceAdapter:
             rows = self.query("SELECT DefaultCurrencyIsoCode FROM Organization")
             self._org_currency = (rows[0].get("DefaultCurrencyIsoCode") if rows else None) or "USD"
         return self._org_currency
+
+    def deal_stages(self) -> list[DealStage]:
+        """Opportunity stages in the org's order with their labels: the active values of the
+        StageName picklist, which describe lists in the order set under Opportunity Stages
+        (salesforce-api.md, describe ``picklistValues``). No extra call: the describe is cached."""
+        spec = self.describe_fields("Opportunity").get("StageName")
+        if spec is None:
+            return []
+        return [DealStage(value, label, position)
+                for position, (value, label) in enumerate(zip(spec.picklist_values, spec.picklist_labels))]
 
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]:
         """Opportunities changed in [since, until] that are won, or were closed (so a won deal

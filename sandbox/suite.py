@@ -7,6 +7,7 @@ write conversions to the seeded Google Ads account and read the GA4 property.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,23 +68,37 @@ class SandboxSuite:
                 "CLOSEDLOOP_META_ACCESS_TOKEN": self.meta.credentials["access_token"]}
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
-               site_origin: str = "http://localhost:8000") -> str:
-        """A closedloop.toml pointing every integration at the emulators."""
+               site_origin: str | tuple[str, ...] = "http://localhost:8000", config_dir: Path | None = None,
+               schedule: dict[str, float] | None = None) -> str:
+        """A closedloop.toml pointing every integration at the emulators.
+
+        Paths in a closedloop config are read relative to the config file's folder, so with
+        ``config_dir`` (where the file will be written) the CA and key files are named relative to
+        it and the config works from any working directory; without it, by absolute path."""
         lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
         ads, meta = self.google_ads.credentials, self.meta.credentials
-        return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
+
+        def path(file) -> str:
+            """``file`` as the config should name it: relative to ``config_dir`` when given."""
+            resolved = Path(file).resolve()
+            return (Path(os.path.relpath(resolved, Path(config_dir).resolve())) if config_dir else resolved).as_posix()
+
+        origins = ", ".join(f'"{origin}"' for origin in ([site_origin] if isinstance(site_origin, str) else site_origin))
+        timing = "".join(f"{key} = {value:g}\n" for key, value in (schedule or {}).items())
+        return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo).
+# Relative paths here are relative to this file's folder.
 [state]
 url = "{state_url}"
 
 [collector]
 port = {collector_port}
-allowed_origins = ["{site_origin}"]
+allowed_origins = [{origins}]
 
 [salesforce]
 enabled = true
 auth = "client_credentials"
 login_url = "{self.salesforce.url}"
-ca_bundle = "{self.salesforce.ca_path}"
+ca_bundle = "{path(self.salesforce.ca_path)}"
 permission_set = "Closedloop_Integration"
 
 [hubspot]
@@ -102,7 +117,7 @@ property_id = "{self.ga4.property_id}"
 endpoint = "{self.ga4.url}"
 
 [google_auth]
-credentials_file = "{self.google_oauth.service_account_file}"
+credentials_file = "{path(self.google_oauth.service_account_file)}"
 token_uri = "{self.google_oauth.token_uri}"
 
 [google_ads]
@@ -120,11 +135,11 @@ conversion_action_id = "{ads["conversion_actions"]["won"]}"
 enabled = true
 dataset_id = "{meta["dataset_id"]}"
 graph_url = "{self.meta.url}"
-ca_bundle = "{self.meta.ca_path}"
+ca_bundle = "{path(self.meta.ca_path)}"
 
 [meta.conversions.qualify_lead]
 event_name = "QualifiedLead"
 
 [meta.conversions.won]
 event_name = "Purchase"
-'''
+''' + (f"\n# short intervals, so the sandbox shows results within a minute\n[schedule]\n{timing}" if timing else "")

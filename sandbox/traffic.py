@@ -1,7 +1,7 @@
 """Synthetic website traffic for the demo: browsers that visit, return, switch devices and convert.
 
 Each simulated person arrives through one channel mix (paid search, organic search, social,
-email, referral, direct), comes back over the following days and weeks — sometimes on a second
+email, referral, AI assistants, direct), comes back over the following days and weeks — sometimes on a second
 device — and a share of them convert by form, call or chat. Every page view is posted to the
 real collector exactly as ``t.js`` would post it (beacon v1 over HTTP, with the site's Origin
 and a browser user agent), and to the GA4 emulator as gtag.js would, so both systems see the
@@ -47,6 +47,8 @@ ARRIVALS = {
                                f"{r.choice(['october-digest', 'november-digest', 'product-update'])}", "")),
     "referral": (0.10, lambda r: ("", r.choice(["https://www.g2.com/products/closedloop/reviews",
                                                 "https://partner.example.org/blog/tools"]))),
+    "ai_assistant": (0.05, lambda r: ("", r.choice(["https://chatgpt.com/", "https://gemini.google.com/app",
+                                                    "https://claude.ai/"]))),
     "direct": (0.16, lambda r: ("", "")),
 }
 RETURN_ARRIVALS = ["direct", "direct", "organic_search", "email", "paid_search"]

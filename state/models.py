@@ -125,6 +125,7 @@ class LeadSync(SQLModel, table=True):
     last_written_at: Optional[datetime] = _when(default=None)
     visitor_ids: list[str] = Field(default_factory=list, sa_type=JSON)
     written: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    written_at: dict[str, str] = Field(default_factory=dict, sa_type=JSON)  # field → ISO time of its last write
     attempts: int = 0
 
 
@@ -281,17 +282,34 @@ class DealRecord(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
+class DealStageRecord(SQLModel, table=True):
+    """Each CRM's deal stages in its own order with the labels its users see, so the pipeline
+    report reads "Closed Won" where HubSpot's deals carry ``closedwon``. Refreshed by the
+    revenue job from the metadata it reads anyway."""
+
+    __tablename__ = "deal_stages"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    stage: str = Field(primary_key=True, max_length=128)
+    label: str = Field(max_length=255)
+    pipeline: str = Field(default="", max_length=255)
+    position: int = 0
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
 class Spend(SQLModel, table=True):
-    """Ad spend imported from CSV, for ROI and ROAS in the source report."""
+    """Ad spend imported from CSV, for ROI and ROAS in the source report. Spend is kept at the
+    level the file gives it (channel, source, campaign, and keyword only when the file has one)."""
 
     __tablename__ = "spend"
-    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", name="uq_spend_day_key"),)
+    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", "keyword", name="uq_spend_day_key"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     day: str = Field(max_length=10)
     channel: str = Field(default="", max_length=64)
     source: str = Field(default="", max_length=256)
     campaign: str = Field(default="", max_length=256)
+    keyword: str = Field(default="", max_length=256)
     cost: str = Field(max_length=40)
     currency: str = Field(default="", max_length=3)
 

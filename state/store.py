@@ -67,12 +67,18 @@ class Store:
     all.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, name: str = "closedloop") -> None:
+    def __init__(self, url: str, *, echo: bool = False, name: str = "closedloop", create: bool = True) -> None:
         """``name`` labels the connections on PostgreSQL (``application_name`` in
-        ``pg_stat_activity``), so a DBA can tell which instance holds what."""
+        ``pg_stat_activity``), so a DBA can tell which instance holds what. ``create=False``
+        refuses a SQLite file that does not exist yet instead of creating an empty one (commands
+        that only read must not leave a database behind in a wrong folder)."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
+            database = self.url.database
+            if not create and database not in (None, "", ":memory:") and not Path(database).exists():
+                raise SchemaOutdated(f"no state database at {database} (is --config or [state] url right?): "
+                                     "run `closedloop migrate` to create it")
             self.engine = _sqlite_engine(url, echo)
         else:
             # A daemon runs its jobs in parallel, each holding a lock connection besides its

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -26,6 +27,7 @@ from state import SchemaOutdated, StateUnavailable, Store
 from state.models import ApiBudget, Cursor, DeadLetter, JobRun, OutboxEvent
 from sync.config import Config, load_config
 from sync.ops.logs import configure_logging, json_logging, redact
+from sync.reports.safe_text import cell, markup, plain
 
 log = logging.getLogger("closedloop")
 
@@ -66,7 +68,7 @@ class _Group(click.Group):
 def _fail(message: str, status: int, error: BaseException | None = None) -> None:
     if error is not None:
         _trace(error)
-    lines = redact(message).splitlines() or ["failed"]
+    lines = [plain(line) for line in redact(message).splitlines()] or ["failed"]  # remote text is data
     if len(lines) == 1:
         click.echo(f"closedloop: error: {lines[0]}", err=True)
     else:
@@ -93,13 +95,23 @@ config_option = click.option(
     help="Config file (default: ./closedloop.toml if present, else built-in defaults).")
 
 
-def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True) -> tuple[Config, Store]:
-    """Load the config, set up logging and open the store (checking its schema). ``remote=False``
-    for commands that never call a CRM or GA4: their secrets need not be in the environment."""
+def load(config_path: Path | None, *, remote: bool = True) -> Config:
+    """Load the config and set up logging. ``remote=False`` for commands that never call a CRM
+    or GA4: their secrets need not be in the environment."""
     config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
+    return config
+
+
+def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True,
+         create: bool = False) -> tuple[Config, Store]:
+    """:func:`load`, then open the store (checking its schema). Only ``migrate`` creates a
+    SQLite database that does not exist yet. Connections are labelled with the command and
+    process id (``application_name`` on PostgreSQL)."""
+    config = load(config_path, remote=remote)
     context = click.get_current_context(silent=True)
-    store = Store(config.database_url, name=f"closedloop {context.info_name if context else ''} {os.getpid()}")
+    store = Store(config.database_url, create=create,
+                  name=f"closedloop {context.info_name if context else ''} {os.getpid()}")
     if check_schema:
         store.check_schema()
     return config, store
@@ -128,7 +140,7 @@ def run(config_path: Path | None, once: bool) -> None:
     for outcome in outcomes:
         click.echo(f"{outcome.job}: {outcome.outcome} (read {outcome.result.records_read}, "
                    f"wrote {outcome.result.records_written}, {outcome.seconds:.1f}s)"
-                   + (f": {outcome.error}" if outcome.error else ""))
+                   + (f": {plain(outcome.error)}" if outcome.error else ""))
     problems = _run_problems(outcomes)
     if problems:
         _fail("\n".join(problems), EXIT_FAILED)
@@ -187,7 +199,7 @@ def collector(config_path: Path | None) -> None:
 @config_option
 def migrate(config_path: Path | None) -> None:
     """Create or upgrade the state database schema."""
-    config, store = boot(config_path, check_schema=False, remote=False)
+    config, store = boot(config_path, check_schema=False, remote=False, create=True)
     before, after = store.migrate()
     if before == after:
         click.echo(f"state schema is up to date ({after}) in {store.safe_url}")
@@ -242,13 +254,14 @@ CHECK_TIMEOUT = 5.0  # seconds per remote call in `check`: it answers within sec
 def _check_crm(connections, crm: str, store: Store) -> list[str]:
     """Log in to ``crm`` once and check its mapping against the live metadata; a CRM paused
     because it refused the credentials is resumed once they work again."""
-    from mappings.check import check_against_crm
+    from mappings.check import SUPPORTED_OBJECTS, check_against_crm
     from sync.journey.variables import ENUMERATIONS, WHOLE_LENGTHS, catalogue
     from sync.ops.remotes import Remotes
 
     mapping = connections.mapping(crm)
     adapter = connections.adapter(crm)
-    describe = {name: adapter.describe_fields(name) for name in mapping.objects}
+    describe = {name: adapter.describe_fields(name) for name in mapping.objects
+                if name in SUPPORTED_OBJECTS[crm]}  # an unknown (misspelt) object is reported by line
     remotes = Remotes(store)
     if remotes.state(crm).reason == "auth":
         remotes.resume(crm)
@@ -267,24 +280,33 @@ def fields() -> None:
 
 @fields.command("create")
 @config_option
-def fields_create(config_path: Path | None) -> None:
-    """Create the custom fields/properties the mappings need; never changes existing ones."""
-    from sync.jobs.fields import missing_fields
+@click.option("--force", is_flag=True,
+              help="Also create fields whose names are close to existing ones (when both are really meant).")
+def fields_create(config_path: Path | None, force: bool) -> None:
+    """Create the custom fields/properties the mappings need; never changes existing ones.
+    A name that looks like a typo of an existing field is not created (see --force)."""
+    from sync.jobs.fields import doubtful_fields, missing_fields
     from sync.ops.connections import Connections
 
-    config, _store = boot(config_path, check_schema=False)
+    config = load(config_path)
     connections = Connections(config)
     if not connections.enabled_crms():
         raise ConfigError(f"{config.source}: no CRM is enabled ([salesforce] or [hubspot] enabled = true)")
+    refused: list[str] = []
     for crm in connections.enabled_crms():
-        adapter = connections.adapter(crm)
-        needed = missing_fields(crm, connections.mapping(crm), adapter.describe_fields)
+        adapter, mapping = connections.adapter(crm), connections.mapping(crm)
+        needed = missing_fields(crm, mapping, adapter.describe_fields, force=force)
         created = adapter.ensure_fields(needed) if needed else []
         for name in created:
             click.echo(f"{crm}: created {name}")
-        click.echo(f"{crm}: {len(created)} field(s) created, "
-                   f"{sum(len(o.fields) for o in connections.mapping(crm).objects.values()) - len(created)} "
+        doubtful = doubtful_fields(crm, mapping, adapter.describe_fields, force=force)
+        click.echo(f"{crm}: {len(created)} field(s) created"
+                   + (f", {len(doubtful)} left alone (below)" if doubtful else "")
+                   + f"; {sum(len(o.fields) for o in mapping.objects.values()) - len(created) - len(doubtful)} "
                    "mapped field(s) already existed")
+        refused += doubtful
+    if refused:
+        raise ConfigError("\n".join(refused))
 
 
 @main.command()
@@ -315,17 +337,16 @@ def status(config_path: Path | None) -> None:
                                 .where(DeadLetter.job == job_class.name, DeadLetter.status == "open")).one()
             backlog = job_class.backlog(session)
             enabled = job_class.enabled(config)
-            table.add_row(
+            table.add_row(*map(cell, (
                 job_class.name + ("" if enabled else " (disabled)"),
                 _ago(now, run.started_at) if run else "never",
                 run.outcome if run else "-",
                 f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run and run.finished_at else "-",
                 str(run.records_read) if run else "-",
-                str(run.records_written) if run else "-",
-                "\n".join(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}" for c in cursors) or "-",
+                str(run.records_written) if run else "-")),
+                Text("\n").join(cell(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}") for c in cursors) or "-",
                 "-" if backlog is None else str(backlog),
-                str(dead),
-            )
+                str(dead))
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)
@@ -333,10 +354,10 @@ def status(config_path: Path | None) -> None:
         open_dead = session.exec(select(DeadLetter.job, func.count()).where(DeadLetter.status == "open")
                                  .group_by(DeadLetter.job)).all()
     if open_dead:
-        console.print("[yellow]dead letters[/yellow] " + ", ".join(f"{job}: {count}" for job, count in open_dead)
+        console.print("[yellow]dead letters[/yellow] " + ", ".join(f"{markup(job)}: {count}" for job, count in open_dead)
                       + " open — `closedloop dead-letters list`", highlight=False)
     for note in notes:
-        console.print(f"[red]last failure[/red] {note}", highlight=False)
+        console.print(f"[red]last failure[/red] {markup(note)}", highlight=False)
     console.print(_remotes_table(config, store, now))
 
 
@@ -355,7 +376,7 @@ def _remotes_table(config: Config, store: Store, now: datetime) -> Table:
         state = f"[red]paused: {remote.reason}[/red]" if remote.paused else "[green]ok[/green]"
         allowance = (f"{budget.used}/{budget.total} ({budget.used / budget.total:.0%}; pauses at {budget.share:.0%}), "
                      f"{_ago(now, budget.updated_at)}") if budget and budget.total and budget.used is not None else "-"
-        error = f"{remote.message} ({_ago(now, remote.last_error_at)})" if remote.message and remote.last_error_at \
+        error = cell(f"{remote.message} ({_ago(now, remote.last_error_at)})") if remote.message and remote.last_error_at \
             else "-"
         until = f"{remote.paused_until:%Y-%m-%d %H:%M:%S} UTC" if remote.paused and remote.paused_until else "-"
         table.add_row(remote.name, state, allowance, error, until)
@@ -447,9 +468,9 @@ def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool,
     now = datetime.now(timezone.utc)
     click.echo(f"{total} dead letter(s)" + (f", newest {limit} shown" if total > limit else "") + ":")
     for row in rows:  # two lines each: the reason is often long and must not be folded away
-        click.echo(f"#{row.id}  {_ago(now, row.created_at)}  {row.job}  {row.crm} {row.object} {row.record_id}  "
-                   f"{row.code}  [{row.status}]")
-        click.echo(f"    {row.message}")
+        click.echo(plain(f"#{row.id}  {_ago(now, row.created_at)}  {row.job}  {row.crm} {row.object} {row.record_id}  "
+                         f"{row.code}  [{row.status}]"))
+        click.echo(f"    {plain(row.message)}")
     click.echo("retry with `closedloop dead-letters retry ID...` once the cause is fixed, "
                "or close with `closedloop dead-letters drop ID...`")
 
@@ -517,60 +538,82 @@ def forget(config_path: Path | None, email: str) -> None:
 
 @main.command()
 @config_option
-@click.argument("visitor_id")
-def explain(config_path: Path | None, visitor_id: str) -> None:
-    """Print a visitor's journey (all their devices) and why each session got its channel."""
-    from sync.capture.stitching import find_person, touchpoints_for
-    from sync.journey.compute import explain as explain_journey
-    from sync.journey.hits import journey_settings, to_hit
+@click.argument("who")
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal.")
+def explain(config_path: Path | None, who: str, wide: bool) -> None:
+    """Explain one person: WHO is a visitor id, an email, or a Salesforce/HubSpot record id
+    (lead, contact, opportunity, deal). Prints their devices, every session with the channel
+    rule it matched, and each CRM record's variables with the value last written and when."""
+    from sync.journey.hits import journey_settings
+    from sync.ops.connections import Connections
+    from sync.reports.explain import explain_person
+    from sync.reports.terminal import print_explanation
 
     config, store = boot(config_path, remote=False)
     with store.session(readonly=True) as session:
-        person = find_person(session, visitor_ids=[visitor_id])
-        hits = [to_hit(row) for row in touchpoints_for(session, person.visitor_ids)]
-    if not hits:
-        raise ClosedloopError(f"no visitor {visitor_id!r} in {store.safe_url}")
-    console = Console()
-    devices = ", ".join(sorted(person.visitor_ids))
-    console.print(f"Journey of visitor {visitor_id} — {len(person.visitor_ids)} device(s): {devices}"
-                  + (" (capped)" if person.truncated else ""), highlight=False)
-    table = Table(show_lines=True)
-    for column in ("#", "started (UTC)", "device", "landing page", "pages", "source / medium", "campaign",
-                   "channel", "why"):
-        table.add_column(column, overflow="fold")
-    for number, entry in enumerate(explain_journey(hits, journey_settings(config)), start=1):
-        table.add_row(str(number), entry.start.strftime("%Y-%m-%d %H:%M"), entry.visitor_id, entry.landing_page or "-",
-                      str(entry.pageviews), f"{entry.source} / {entry.medium}", entry.campaign or "-",
-                      f"{entry.channel}\n[dim]rule {entry.rule}[/dim]",
-                      f"{entry.source_reason};\n{entry.rule_reason}")
-    console.print(table)
+        found = explain_person(session, who, journey_settings(config))
+    connections = Connections(config)
+    variables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for crm in {record.crm for record in found.records}:
+        try:
+            mapping = connections.mapping(crm)
+        except ClosedloopError as exc:  # still show what was written, field by field
+            log.warning("cannot name the variables of %s fields: %s", crm, exc)
+            continue
+        for name, objects in mapping.objects.items():
+            variables[(crm, name)] = [(item.variable, item.field) for item in objects.fields]
+    print_explanation(Console(), found, variables, wide=wide)
 
 
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".sandbox"),
-              show_default=True, help="Where the emulators keep their TLS files and keys.")
+              show_default=True, help="Where the emulators keep their TLS files and keys, and the config and "
+                                      "state database for closedloop go.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", "ports", type=int, nargs=3, default=(8701, 8702, 8703), show_default=True,
               help="Ports for Salesforce (HTTPS), HubSpot and GA4.")
-def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int]) -> None:
-    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, and say how to use them."""
+@click.option("--collector-port", type=click.IntRange(1, 65535), default=8700, show_default=True,
+              help="The port the written config gives closedloop's collector.")
+@click.option("--seed", "people", type=click.IntRange(min=0), default=36, show_default=True,
+              help="How many simulated buyers visit the site once `closedloop run` is up (0: none).")
+def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int], collector_port: int, people: int) -> None:
+    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, write a config for them,
+    and say how to run closedloop against them. With --seed, buyers browse the site through the
+    collector, become leads, and win deals, so closedloop has something to do."""
+    import shlex
     import signal
     import threading
 
+    from sandbox.seed import SITE_ORIGIN, Seeder
     from sandbox.suite import SandboxSuite
 
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
     suite = SandboxSuite.start(data_dir, host=host, ports=ports)
     config_path = data_dir / "closedloop.toml"
-    config_path.write_text(suite.config(state_url=f"sqlite:///{(data_dir / 'closedloop.db').resolve()}"))
+    config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
+                                        site_origin=(SITE_ORIGIN, "http://localhost:8000"), config_dir=data_dir,
+                                        schedule={"enrich_seconds": 5, "revenue_seconds": 10,
+                                                  "lifecycle_seconds": 10}))
+    config = shlex.quote(str(config_path))
     click.echo(f"Salesforce  {suite.salesforce.url}   (login and instance URL; CA {suite.salesforce.ca_path})")
     click.echo(f"HubSpot     {suite.hubspot.url}")
     click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id})")
-    click.echo(f"\nA config pointing at them: {config_path}\nIts secrets, for your shell:")
+    click.echo(f"\nA config pointing at them: {config_path}\nIn another terminal, from any folder, run:\n")
     for name, value in suite.environment().items():
-        click.echo(f"  export {name}={value}")
-    click.echo(f"\nthen: closedloop migrate --config {config_path} && closedloop run --config {config_path}")
-    click.echo("Ctrl-C stops the sandbox.")
+        click.echo(f"  export {name}={shlex.quote(value)}")
+    click.echo(f"  closedloop migrate --config {config}")
+    click.echo(f"  closedloop fields create --config {config}")
+    click.echo(f"  closedloop run --config {config}")
+    click.echo(f"\nthen, in a third: closedloop report --config {config}   (and status, explain EMAIL, "
+               "dead-letters list)")
     stop = threading.Event()
+    if people:
+        click.echo(f"\nOnce `closedloop run` is up, {people} simulated buyers visit the site through its collector, "
+                   "become leads and win deals (--seed 0: none).")
+        Seeder(suite, f"http://127.0.0.1:{collector_port}", people=people, seed=17, stop=stop,
+               say=lambda line: click.echo(line)).start()
+    click.echo("Ctrl-C stops the sandbox.")
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
@@ -614,10 +657,10 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
         problems += 1
         click.echo(f"FAIL  {label}")
         for problem in local:
-            click.echo(f"        local: {problem}")
+            click.echo(f"        local: {plain(problem)}")
         for message in remote:
-            click.echo(f"        GA4 {message.get('validationCode')}: {message.get('fieldPath', '')} "
-                       f"{message.get('description')}")
+            click.echo(plain(f"        GA4 {message.get('validationCode')}: {message.get('fieldPath', '')} "
+                             f"{message.get('description')}"))
     click.echo(f"{len(events) - problems} of {len(events)} event(s) valid")
     if problems:
         raise ClosedloopError(f"{problems} event(s) would be rejected or dropped by GA4")
@@ -629,14 +672,18 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
 @click.option("--model", type=click.Choice(["first_click", "last_click", "linear", "time_decay", "position",
                                             "w_shaped"]), default="first_click", show_default=True,
               help="How revenue is shared among a deal's touches.")
-@click.option("--half-life", "half_life", type=float, default=7.0, show_default=True,
-              help="Days; for the time_decay model.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="From this day (UTC).")
-@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC).")
+@click.option("--half-life", "half_life", type=click.FloatRange(min=0, min_open=True), default=7.0,
+              show_default=True, help="Days; for the time_decay model.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (UTC) of the period: visitors by first visit, leads and opportunities by creation, "
+                   "won deals by close date.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day (UTC) of the period, included.")
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report with charts to this file.")
-def report(config_path: Path | None, kind: str, model: str, half_life: float, since, until, output: str,
+def report(config_path: Path | None, kind: str, model: str, half_life: float, since, until, output: str, wide: bool,
            html_path: Path | None) -> None:
     """Revenue and pipeline by channel, source, campaign and keyword."""
     from datetime import timedelta
@@ -644,7 +691,13 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
     from sync.journey.hits import journey_settings
     from sync.reports.build import pipeline_report, source_report, to_csv, to_json
     from sync.reports.reconcile import conversion_counts
+    from sync.reports.terminal import print_conversions, print_pipeline, print_source_report
 
+    today = datetime.now(timezone.utc).date()
+    if since and until and since > until:
+        _fail(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}: the period would be empty", EXIT_CONFIG)
+    if since and since.date() > today:
+        _fail(f"--since {since:%Y-%m-%d} is in the future: the period holds no data yet", EXIT_CONFIG)
     config, store = boot(config_path, remote=False)
     since = since.replace(tzinfo=timezone.utc) if since else None
     until = until.replace(tzinfo=timezone.utc) + timedelta(days=1) if until else None
@@ -663,57 +716,13 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
     elif output == "json":
         click.echo(json.dumps({**json.loads(to_json(sources, pipeline)), "ad_conversions": conversions}, indent=2))
     else:
-        _print_report(sources, pipeline, kind)
-        _print_conversions(conversions)
+        if kind == "pipeline":
+            print_pipeline(Console(), pipeline, wide=wide)
+        else:
+            print_source_report(Console(), sources, wide=wide)
+        print_conversions(Console(), conversions, wide=wide)
     if html_path:
         click.echo(f"HTML report: {html_path.resolve()}", err=output != "table")
-
-
-def _print_conversions(counts: list[dict]) -> None:
-    """Ad platform conversions per stage: sent, and why the rest was not (e.g. "no match key")."""
-    if not counts:
-        return
-    columns = ["sent", "queued", "waiting", "no match key", "no consent", "too old", "refused", "dead"]
-    columns += sorted({key for row in counts for key in row} - set(columns) - {"destination", "stage"})
-    table = Table(title="Ad platform conversions by stage", title_justify="left")
-    table.add_column("platform")
-    table.add_column("stage")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in counts:
-        table.add_row(row["destination"], row["stage"], *[str(row.get(column, 0)) for column in columns])
-    Console(width=max(Console().width, 160)).print(table)
-
-
-def _print_report(sources, pipeline, kind: str) -> None:
-    from sync.reports.build import source_rows
-
-    console = Console(width=max(Console().width, 160))  # wide tables: don't squeeze them into 80 columns
-    if kind == "pipeline":
-        table = Table(title=f"Pipeline by stage and first-click channel ({pipeline.currency})", title_justify="left")
-        table.add_column("channel")
-        for stage in pipeline.stages:
-            table.add_column(stage, justify="right")
-        for channel in sorted({c for c, _ in pipeline.cells}):
-            cells = [pipeline.cells.get((channel, stage)) for stage in pipeline.stages]
-            table.add_row(channel, *[f"{c[0]} · {c[1]:,.0f}" if c else "–" for c in cells])
-        console.print(table)
-        return
-    table = Table(title=f"Revenue by source — {sources.model.replace('_', ' ')} model ({sources.currency})",
-                  title_justify="left")
-    for column in ("channel", "source", "campaign", "keyword"):
-        table.add_column(column, overflow="fold")
-    for column in ("visitors", "leads", "form", "call", "chat", "opps", "won", "revenue", "v→lead", "ROAS"):
-        table.add_column(column, justify="right")
-    for row in source_rows(sources):
-        rate = row["visitor_to_lead"]
-        table.add_row(row["channel"], row["source"], row["campaign"], row["term"], str(row["visitors"]),
-                      str(row["leads"]), str(row["form"]), str(row["call"]), str(row["chat"]),
-                      str(row["opportunities"]), str(row["won"]), f"{Decimal(row['revenue']):,.2f}",
-                      "–" if rate is None else f"{rate:.1%}", row["roas"] or "–")
-    console.print(table)
-    for currency, value in sources.other_currencies.items():
-        console.print(f"also {value:,.2f} {currency} of won revenue in {currency} (not converted)")
 
 
 @main.command()
@@ -722,7 +731,8 @@ def _print_report(sources, pipeline, kind: str) -> None:
               help="From this day (UTC); default 30 days ago.")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC); default today.")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def reconcile(config_path: Path | None, since, until, output: str) -> None:
+@click.option("--wide", is_flag=True, help="Every column, however wide the terminal.")
+def reconcile(config_path: Path | None, since, until, output: str, wide: bool) -> None:
     """Won revenue and stages in the CRM beside what closedloop sent and what GA4 and Google Ads received,
     every difference explained."""
     from datetime import timedelta
@@ -731,7 +741,10 @@ def reconcile(config_path: Path | None, since, until, output: str) -> None:
     from sync.journey.hits import journey_settings
     from sync.ops.connections import Connections
     from sync.reports.reconcile import reconcile as build
+    from sync.reports.terminal import print_reconcile
 
+    if since and until and since > until:
+        _fail(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}: the period would be empty", EXIT_CONFIG)
     config, store = boot(config_path, remote=False)  # a destination whose secret is missing is noted, not fatal
     today = datetime.now(timezone.utc).date()
     start = since.date() if since else today - timedelta(days=30)
@@ -744,47 +757,7 @@ def reconcile(config_path: Path | None, since, until, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
         return
-    print_reconcile(Console(width=max(Console().width, 160)), result)
-
-
-def print_reconcile(console: Console, result) -> None:
-    """The reconcile report as tables (also used by the demo)."""
-    def money(value) -> str:
-        return "–" if value is None else f"{value:,.2f}"
-
-    table = Table(title=f"Won deals by first-click channel, {result.start} to {result.end}: the CRMs, what closedloop "
-                        "sent, what GA4 reports", title_justify="left")
-    for column in ("channel", "CRM won", "CRM revenue", "GA4 sent", "GA4 reports", "Google Ads won", "Google value",
-                   "Meta won", "Meta value"):
-        table.add_column(column, justify="left" if column == "channel" else "right")
-    for line in result.channels:
-        table.add_row(line.channel, str(line.crm_won), money(line.crm_revenue), money(line.ga4_sent),
-                      money(line.ga4_received), str(line.google_won), money(line.google_value), str(line.meta_won),
-                      money(line.meta_value))
-    console.print(table)
-    table = Table(title="Stages by platform", title_justify="left")
-    for column in ("platform", "stage", "reached in CRM", "sent", "platform reports", "not sent (why)"):
-        table.add_column(column, justify="right" if column in ("reached in CRM", "sent", "platform reports")
-                         else "left")
-    for line in result.stages:
-        why = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in sorted(line.not_sent.items()))
-        table.add_row(line.destination, line.stage, str(line.reached), str(line.sent),
-                      "–" if line.received is None else str(line.received), why or "–")
-    console.print(table)
-    if result.google_failures:
-        console.print("Google Ads reported failed rows: " + ", ".join(
-            f"{reason} ×{count}" for reason, count in sorted(result.google_failures.items())))
-    if result.differences:
-        table = Table(title=f"Every difference ({len(result.differences)})", title_justify="left")
-        for column in ("platform", "record", "stage", "why"):
-            table.add_column(column, overflow="fold")
-        for item in result.differences:
-            table.add_row(item.destination, f"{item.crm}:{item.record_id}", item.stage, item.why)
-        console.print(table)
-    else:
-        console.print("No differences: every platform holds what the CRM says.")
-    for note in result.notes:
-        console.print(f"note: {note}")
+    print_reconcile(Console(), result, wide=wide)
 
 
 @main.group()
@@ -810,7 +783,8 @@ def spend_import(config_path: Path | None, path: Path) -> None:
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".closedloop-demo"), show_default=True,
-              help="Where the demo keeps its config, state database and report (emptied first).")
+              help="Where the demo keeps its config, state database and report: a new or empty folder, or one "
+                   "an earlier demo made (emptied first).")
 @click.option("--people", default=400, show_default=True, help="How many simulated buyers visit the site.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same demo.")
 def demo(directory: Path, people: int, seed: int) -> None:

@@ -14,7 +14,6 @@ import json
 import random
 import shutil
 from collections import defaultdict
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import func, select
 
+from adapters.errors import ConfigError
 from state import Store
 from state.models import LeadSync, RevenueLedger
 from sync.capture.app import create_app
@@ -36,22 +36,22 @@ from sync.journey.variables import VARIABLES
 from sync.ops.connections import Connections
 from sync.reports.build import pipeline_report, source_report
 from sync.reports.html import render_html
+from sync.reports.safe_text import cell, markup
 
 SITE_ORIGIN = "https://www.example.com"
-AMOUNTS = [4800, 7200, 12000, 18500, 24000, 36000, 9600, 15000]
+MARKER = ".made-by-closedloop-demo"  # in every folder the demo made: only those may be emptied
 
 
 def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Console | None = None) -> dict:
     """Run the demo in ``directory`` (emptied first); returns the summary it prints."""
+    from sandbox.sales import create_leads, work_pipeline
     from sandbox.suite import SandboxSuite
     from sandbox.traffic import TrafficGenerator
     from sandbox.web import free_port
 
     console = console or Console()
-    directory = directory.resolve()  # the config it writes names files by absolute path
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory = directory.resolve()
+    prepare_directory(directory)
     rng = random.Random(seed)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
@@ -62,8 +62,8 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             step = progress.add_task("Starting the sandbox and closedloop", total=3)
             collector_port = free_port()
             config_path = directory / "closedloop.toml"
-            config_path.write_text(suite.config(state_url=f"sqlite:///{directory / 'closedloop.db'}",
-                                                collector_port=collector_port, site_origin=SITE_ORIGIN))
+            config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
+                                                site_origin=SITE_ORIGIN, config_dir=directory))
             config = load_config(config_path, environ=suite.environment())
             store = Store(config.database_url)
             store.migrate()
@@ -89,79 +89,45 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             _ads_served(suite, plan)
 
             converted = [person for person in plan if person.converted_at is not None]
-            leads = progress.add_task("Leads arriving in Salesforce and HubSpot", total=len(converted))
-            sf_leads, hs_contacts = [], []
-            for person in converted:
-                name = f"Buyer{person.number:04d}"
-                company = person.email.split("@")[1].split("-")[0].title()
-                if person.number % 2 == 0:  # web-to-lead into Salesforce, hidden fields filled by t.js
-                    values = {"FirstName": "Pat", "LastName": name, "Company": company, "Email": person.email,
-                              "LeadSource": "Web" if person.conversion_type == "form" else "Phone Inquiry"}
-                    if person.conversion_type == "form":
-                        values["CL_Visitor_Id__c"] = person.converting_device.visitor_id
-                    sf_leads.append((person, suite.salesforce.create("Lead", values, created_at=person.converted_at)))
-                else:
-                    properties = {"email": person.email, "firstname": "Sam", "lastname": name, "company": company}
-                    if person.conversion_type == "form":
-                        properties["cl_visitor_id"] = person.converting_device.visitor_id
-                    hs_contacts.append((person, suite.hubspot.create("contacts", properties,
-                                                                     created_at=person.converted_at)))
-                progress.advance(leads)
+            task = progress.add_task("Leads arriving in Salesforce and HubSpot", total=len(converted))
+            leads = create_leads(suite, plan, progress=lambda: progress.advance(task))
 
             jobs = {job.name: job(config) for job in registry()}
             step = progress.add_task("closedloop enriching the new leads", total=1)
             runner.execute(jobs["enrich"])
             progress.advance(step)
 
-            pipeline = progress.add_task("Sales working the pipeline (leads qualified, deals won and lost)",
-                                         total=len(sf_leads) + len(hs_contacts))
-            deals = []  # qualified now; their deals are worked after closedloop has seen the qualification
-            for person, lead in sf_leads:
-                roll = rng.random()
-                if roll < 0.25:
-                    suite.salesforce.update("Lead", lead, {"Status": "Working - Contacted"})
-                elif roll < 0.35:
-                    suite.salesforce.update("Lead", lead, {"Status": "Unqualified"})
-                elif roll < 0.95:
-                    suite.salesforce.update("Lead", lead, {"Status": "Qualified"})
-                    deals.append(lambda person=person, lead=lead: _salesforce_deal(suite, rng, person, lead))
-                progress.advance(pipeline)
-            for person, contact in hs_contacts:
-                roll = rng.random()
-                if roll < 0.2:
-                    suite.hubspot.update("contacts", contact, {"hs_lead_status": "IN_PROGRESS"})
-                elif roll < 0.3:
-                    suite.hubspot.update("contacts", contact, {"hs_lead_status": "UNQUALIFIED"})
-                elif roll < 0.9:
-                    suite.hubspot.update("contacts", contact, {"lifecyclestage": "salesqualifiedlead"})
-                    deals.append(lambda person=person, contact=contact: _hubspot_deal(suite, rng, person, contact))
-                progress.advance(pipeline)
-            for name in ("lifecycle", "conversions"):  # qualified leads → GA4, Google Ads, Meta
-                runner.execute(jobs[name])
-            for work in deals:
-                work()
+            task = progress.add_task("Sales working the pipeline (leads qualified, deals won and lost)",
+                                     total=len(leads))
+            # closedloop sees each qualification before its deal is worked: CRM stages are polled
+            work_pipeline(suite, leads, rng, progress=lambda: progress.advance(task),
+                          qualified=lambda: [runner.execute(jobs[name]) for name in ("lifecycle", "conversions")])
 
             step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4; "
                                      "conversions → Google Ads, Meta)", total=4)
             for name in ("enrich", "revenue", "lifecycle", "conversions"):
                 runner.execute(jobs[name])
                 progress.advance(step)
-        summary = _summarise(directory, config, store, suite, connections, beacons, len(plan), created)
         reconciled = _reconcile(config, store, connections)
         (directory / "reconcile.json").write_text(json.dumps(reconciled.as_json(), indent=2))
-        html = directory / "report.html"
         settings = journey_settings(config)
         with store.session(readonly=True) as session:
-            html.write_text(render_html(source_report(session, settings), pipeline_report(session, settings)),
-                            encoding="utf-8")
+            sources, pipeline_stages = source_report(session, settings), pipeline_report(session, settings)
+        html = directory / "report.html"
+        html.write_text(render_html(sources, pipeline_stages), encoding="utf-8")
+        summary = _summarise(directory, config, store, suite, beacons, created)
+        # The visitors the report counts (a person whose devices closedloop linked counts once),
+        # so the summary and `closedloop report` agree.
+        summary.update(visitors=sources.totals().visitors, people=len(plan),
+                       devices=sum(len(person.devices) for person in plan))
         summary["html_report"] = str(html.resolve())
         (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         _print(console, summary)
-        from sync.cli import print_reconcile
+        from sync.reports.terminal import print_reconcile
 
         console.print("\n[bold]closedloop reconcile[/bold] (the CRMs, what closedloop sent, what GA4 and Google Ads "
                       "report; also in reconcile.json):")
-        print_reconcile(Console(width=max(console.width, 160), file=console.file), reconciled)
+        print_reconcile(console, reconciled, limit=6)
         summary["reconcile_differences"] = len(reconciled.differences)
         return summary
     finally:
@@ -172,7 +138,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
 
 def _reconcile(config, store, connections):
     """``closedloop reconcile`` for the demo's weeks, while the emulators can still be read back."""
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
 
     from sync.jobs.readback import read_back
     from sync.reports.reconcile import reconcile
@@ -184,32 +150,6 @@ def _reconcile(config, store, connections):
     with store.session(readonly=True) as session:
         return reconcile(session, journey_settings(config), start, today, readback, stage_actions=actions,
                          ga4_delay_hours=config.settings.ga4.data_api.processing_delay_hours)
-
-
-def _salesforce_deal(suite, rng, person, lead) -> None:
-    ids = suite.salesforce.convert_lead(lead, opportunity={
-        "Amount": rng.choice(AMOUNTS), "StageName": "Qualification",
-        "CloseDate": (person.converted_at + timedelta(days=30)).date().isoformat()})
-    outcome = rng.random()
-    if outcome < 0.5:
-        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Won"})
-    elif outcome < 0.7:
-        suite.salesforce.update("Opportunity", ids["opportunityId"], {"StageName": "Closed Lost"})
-    else:
-        suite.salesforce.update("Opportunity", ids["opportunityId"],
-                                {"StageName": rng.choice(["Proposal/Price Quote", "Negotiation/Review"])})
-
-
-def _hubspot_deal(suite, rng, person, contact) -> None:
-    deal = suite.hubspot.create("deals", {"dealname": f"{person.email.split('@')[1]} deal",
-                                          "amount": str(rng.choice(AMOUNTS))})
-    suite.hubspot.associate(deal, contact)
-    outcome = rng.random()
-    stage = "closedwon" if outcome < 0.5 else "closedlost" if outcome < 0.7 else \
-        rng.choice(["presentationscheduled", "contractsent"])
-    suite.hubspot.update("deals", deal, {"dealstage": stage})
-    if stage == "closedwon":
-        suite.hubspot.update("contacts", contact, {"lifecyclestage": "customer"})
 
 
 def _ads_served(suite, plan) -> None:
@@ -262,7 +202,21 @@ def _ad_platforms(config, store, suite) -> dict:
     return stages
 
 
-def _summarise(directory, config, store, suite, connections, beacons, visitors, created_fields) -> dict:
+def prepare_directory(directory: Path) -> None:
+    """Make ``directory`` an empty demo folder. A folder the demo made before (it holds the
+    marker) is emptied; an empty one is used; anything else is refused, never deleted."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"demo --dir {directory}: a file of that name exists; choose another --dir")
+    if directory.is_dir() and any(directory.iterdir()):
+        if not (directory / MARKER).is_file():
+            raise ConfigError(f"demo --dir {directory}: the folder is not empty and was not made by `closedloop "
+                              "demo`, which would empty it; choose a new or empty folder")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MARKER).write_text("Made by `closedloop demo`, which empties this folder when it runs again.\n")
+
+
+def _summarise(directory, config, store, suite, beacons, created_fields) -> dict:
     with store.session(readonly=True) as session:
         enriched = {crm: session.exec(select(func.count()).select_from(LeadSync).where(
             LeadSync.crm == crm, LeadSync.object == obj, LeadSync.status == "enriched")).one()
@@ -298,7 +252,7 @@ def _summarise(directory, config, store, suite, connections, beacons, visitors, 
     events = suite.ga4.event_log()
     return {
         "directory": str(directory.resolve()), "config": str(directory / "closedloop.toml"),
-        "visitors": visitors, "beacons_accepted": beacons, "fields_created": created_fields,
+        "beacons_accepted": beacons, "fields_created": created_fields,
         "leads_enriched": enriched, "fields_written": written, "leads_without_web_journey": no_journey,
         "won_deals": won, "crm_won_revenue": str(sum((Decimal(d["amount"]) for d in won), Decimal(0))),
         "crm_won_revenue_by_first_click_channel": {k: str(v) for k, v in sorted(crm_by_channel.items())},
@@ -325,8 +279,10 @@ def _enriched_leads(store, crm):
 def _print(console: Console, summary: dict) -> None:
     console.print()
     enriched = summary["leads_enriched"]
-    console.print(f"[bold]{summary['visitors']}[/bold] visitors sent [bold]{summary['beacons_accepted']}[/bold] "
-                  f"beacons; [bold]{enriched['salesforce']}[/bold] Salesforce leads and "
+    console.print(f"[bold]{summary['people']}[/bold] simulated buyers browsed on {summary['devices']} devices and "
+                  f"sent [bold]{summary['beacons_accepted']}[/bold] beacons; closedloop counts "
+                  f"[bold]{summary['visitors']}[/bold] visitors (a buyer whose devices it could link counts once), "
+                  f"as `closedloop report` does. [bold]{enriched['salesforce']}[/bold] Salesforce leads and "
                   f"[bold]{enriched['hubspot']}[/bold] HubSpot contacts were enriched "
                   f"([bold]{summary['fields_written']}[/bold] field values written); "
                   f"{summary['leads_without_web_journey']} had no web journey.")
@@ -338,17 +294,17 @@ def _print(console: Console, summary: dict) -> None:
 
         mapping = load_mapping(DEFAULT_MAPPINGS / "salesforce.toml", catalogue())
         labels = {m.field: VARIABLES[m.variable].label for m in mapping.objects["Lead"].fields}
-        table = Table(title=f"A Salesforce lead as a sales rep sees it ({sample['id']})", title_justify="left")
+        table = Table(title=cell(f"A Salesforce lead as a sales rep sees it ({sample['id']})"), title_justify="left")
         table.add_column("field")
         table.add_column("value", overflow="fold")
         for key in ("FirstName", "LastName", "Company", "Email", "LeadSource"):
-            table.add_row(key, str(sample.get(key, "")))
+            table.add_row(key, cell(sample.get(key, "")))
         for field in ("CL_First_Click_Channel__c", "CL_First_Click_Source__c", "CL_First_Click_Campaign__c",
                       "CL_First_Click_Term__c", "CL_First_Click_Landing_Page__c", "CL_Last_Click_Channel__c",
                       "CL_Conversion_Type__c", "CL_Visit_Count__c", "CL_Days_To_Convert__c", "CL_Channel_Path__c",
                       "CL_First_Click_Device__c"):
             if field in sample:
-                table.add_row(labels.get(field, field), str(sample[field]))
+                table.add_row(labels.get(field, field), cell(sample[field]))
         console.print(table)
     table = Table(title="Won revenue by channel: GA4 (first-user channel) vs the CRMs (first-click channel)",
                   title_justify="left")
@@ -359,7 +315,7 @@ def _print(console: Console, summary: dict) -> None:
     ga4, crm = summary["ga4_revenue_by_first_user_channel"], summary["crm_won_revenue_by_first_click_channel"]
     for channel in sorted(set(ga4) | set(crm)):
         left, right = Decimal(ga4.get(channel, "0")), Decimal(crm.get(channel, "0"))
-        table.add_row(channel, f"{left:,.2f}", f"{right:,.2f}", "✓" if left == right else "≠")
+        table.add_row(cell(channel), f"{left:,.2f}", f"{right:,.2f}", "✓" if left == right else "≠")
     table.add_row("[bold]total[/bold]", f"[bold]{Decimal(summary['ga4_revenue']):,.2f}[/bold]",
                   f"[bold]{Decimal(summary['crm_won_revenue']):,.2f}[/bold]", "")
     console.print(table)
@@ -381,6 +337,6 @@ def _print(console: Console, summary: dict) -> None:
                       str(item["meta"]), f"{Decimal(item['meta_value']):,.2f}", why or "–")
     console.print(table)
 
-    console.print(f"\nHTML report: [bold]{summary['html_report']}[/bold]")
-    console.print(f"Explore further: closedloop report --config {summary['config']}   "
-                  f"(and status, explain VISITOR_ID, dead-letters list)")
+    console.print(f"\nHTML report: [bold]{markup(summary['html_report'])}[/bold]")
+    console.print(f"Explore further: closedloop report --config {markup(summary['config'])}   "
+                  f"(and status, explain EMAIL or RECORD_ID, dead-letters list)")

@@ -202,6 +202,29 @@ def test_relative_paths_are_relative_to_the_config_file(write_config, tmp_path, 
     assert config.database_url == f"sqlite:///{tmp_path / 'data' / 'state.db'}"
 
 
+def test_every_path_in_a_config_is_read_from_the_configs_folder(write_config, tmp_path, monkeypatch):
+    """The mapping file, the CA bundle and the JWT key, like the SQLite file: relative to the
+    config, wherever closedloop is started (the sandbox's config relies on it)."""
+    from sync.ops.connections import DEFAULT_MAPPINGS, Connections
+
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "sf.toml").write_text((DEFAULT_MAPPINGS / "salesforce.toml").read_text())
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("not checked until a connection is made")
+    path = write_config("""
+        [salesforce]
+        enabled = true
+        login_url = "https://example.my.salesforce.com"
+        ca_bundle = "certs/ca.pem"
+        mapping = "maps/sf.toml"
+    """)
+    monkeypatch.chdir("/")
+    connections = Connections(load_config(path, environ={"CLOSEDLOOP_SALESFORCE_CLIENT_ID": "id",
+                                                         "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET": "secret"}))
+    assert connections.mapping("salesforce").path == str(tmp_path / "maps" / "sf.toml")
+    assert connections.adapter("salesforce").http.verify == str(tmp_path / "certs" / "ca.pem")
+
+
 def test_no_file_means_built_in_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(None, environ={})

@@ -41,7 +41,9 @@ def test_run_once_exit_codes(sqlite_config, write_config, tmp_path):
     # Not migrated yet: a setup problem someone must fix → 2, with the remedy in one line.
     result = closedloop("run", "--once", config=sqlite_config)
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("has no closedloop schema yet: run `closedloop migrate`")
+    assert result.stderr.strip() == (f"closedloop: error: no state database at {tmp_path / 'state.db'} (is --config "
+                                     "or [state] url right?): run `closedloop migrate` to create it")
+    assert not (tmp_path / "state.db").exists()  # refusing did not leave an empty database behind
     assert closedloop("migrate", config=sqlite_config).returncode == 0
     # Healthy: every job ok → 0.
     result = closedloop("run", "--once", config=sqlite_config)

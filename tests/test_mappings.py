@@ -96,8 +96,8 @@ def test_check_against_live_metadata(tmp_path):
     }}
     problems = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
     assert problems == [
-        f"{path}:6: Lead.CL_Channel__c (first_click_channel): the restricted picklist lacks values Affiliates, "
-        "Audio, Cross-network, Display, Email, Mobile Push Notifications, Organic Search, Organic Shopping, "
+        f"{path}:6: Lead.CL_Channel__c (first_click_channel): the restricted picklist lacks values AI Assistant, "
+        "Affiliates, Audio, Cross-network, Display, Email, Mobile Push Notifications, Organic Search, Organic Shopping, "
         "Organic Social, Organic Video, Paid Other, Paid Search, Paid Shopping, Paid Social, Paid Video, Referral, "
         "SMS, Unassigned",
         f"{path}:7: Lead.CL_Source__c (first_click_source): a restricted picklist cannot hold free text; map it "
@@ -107,7 +107,7 @@ def test_check_against_live_metadata(tmp_path):
         "permission)",
         f"{path}:12: Lead.CL_Missing__c (last_click_campaign): no such field in salesforce — run `closedloop fields "
         "create`, and check the integration user can see it",
-        f"{path}:13: object 'Nope' does not exist in salesforce (or is not visible to the integration user)",
+        f"{path}:13: object 'Nope' is not one closedloop enriches in salesforce (Lead, Contact, Opportunity)",
     ]
 
 
@@ -171,3 +171,31 @@ def test_max_length_from_the_mapping_wins_when_shorter():
     assert to_field_value("abcdefghij", spec("F", length=255), "salesforce", max_length=5) == "abcd…"
     assert truncate("abc", 3) == "abc"
     assert datetime.fromtimestamp(1795514400, timezone.utc).isoformat() == "2026-11-24T10:00:00+00:00"
+
+
+def test_what_counts_as_a_likely_typo():
+    """Case, Salesforce's __c suffix and one or two edits make a name "close"; fields the mapping
+    itself names are meant to be different and never count."""
+    from mappings.check import close_existing
+
+    existing = ["CL_First_Click_Channel__c", "CL_Gclid__c", "Email", "LeadSource"]
+    assert close_existing("salesforce", "CL_First_Click_Chanel__c", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "cl_first_click_channel__C", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "CL_First_Click_Channel", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "Emial", existing) == "Email"            # two letters swapped: one edit
+    assert close_existing("salesforce", "CL_Fbclid__c", existing) is None        # short names: one edit at most
+    assert close_existing("salesforce", "CL_Gclidd__c", existing) == "CL_Gclid__c"
+    assert close_existing("salesforce", "CL_First_Click_Chanel__c", existing,
+                          mapped=["CL_First_Click_Channel__c"]) is None          # both are mapped: both meant
+    assert close_existing("hubspot", "cl_first_click_chanel", ["cl_first_click_channel"]) == "cl_first_click_channel"
+    assert close_existing("hubspot", "Email", ["email"]) == "email"
+    assert close_existing("hubspot", "cl_last_click_source", ["cl_first_click_source"]) is None
+
+
+def test_the_checked_objects_are_the_enriched_ones():
+    from mappings.check import SUPPORTED_OBJECTS
+    from sync.jobs.enrich import PROFILES
+
+    assert {crm: set(objects) for crm, objects in SUPPORTED_OBJECTS.items()} == {
+        crm: {*profile.person_objects, profile.deal_object} for crm, profile in PROFILES.items()}
+

@@ -142,7 +142,7 @@ class GA4Property:
     def record_hit(self, client_id: str, page_url: str, referrer: str, session_id: Any, at: datetime) -> None:
         """A gtag.js hit: the client's first hit fixes its first-user source; the first hit of a
         session fixes that session's source."""
-        traffic = derive_traffic_source(page_url, referrer, self.site_host)
+        traffic = derive_traffic_source(page_url, referrer, self.site_host, at)
         self.users.setdefault(client_id, traffic)
         sid = normalise_session_id(session_id)
         session = self.sessions.get((client_id, sid)) if sid is not None else None

@@ -35,7 +35,8 @@ Text64 = Annotated[str, _cap(64)]
 
 
 class BeaconV1(BaseModel):
-    """The wire format (see DESIGN.md, "Beacon v1"). Unknown fields are ignored."""
+    """The wire format: the JSON object ``send`` in ``tracker.js`` posts, field for field.
+    Unknown fields are ignored, so an older collector accepts a newer tracker's beacons."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 

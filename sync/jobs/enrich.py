@@ -309,7 +309,8 @@ class CrmEnricher:
             rows = {row["record_id"]: row for row, _ in outcomes}  # one row per record, even if read twice
             upsert(session, LeadSync, list(rows.values()), ["crm", "object", "record_id"],
                    lambda table, new: {column: getattr(new, column) for column in (
-                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "attempts")})
+                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "written_at",
+                       "attempts")})
             links = {(link["value"], link["visitor_id"]): link for _, found in outcomes for link in found}
             upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
             if cursor is not None:
@@ -357,11 +358,11 @@ class CrmEnricher:
         (written in bulk by the caller); a failed write is dead-lettered here."""
         row = {"crm": self.crm, "object": object_name, "record_id": record.id, "status": "pending_visitor",
                "record_created_at": record.created_at, "first_seen_at": now, "last_written_at": None,
-               "visitor_ids": [], "written": {}, "attempts": 0}
+               "visitor_ids": [], "written": {}, "written_at": {}, "attempts": 0}
         if sync is not None:
             row.update(status=sync.status, record_created_at=sync.record_created_at, first_seen_at=sync.first_seen_at,
                        last_written_at=sync.last_written_at, visitor_ids=sync.visitor_ids, written=sync.written,
-                       attempts=sync.attempts)
+                       written_at=sync.written_at or {}, attempts=sync.attempts)
         row["last_checked_at"] = now
         row["attempts"] += 1
         if person is None:
@@ -372,6 +373,7 @@ class CrmEnricher:
         if result is not None and result.ok:
             landed = {name: value for name, value in values.items() if name not in result.dropped}
             row["written"], row["last_written_at"] = {**row["written"], **landed}, now
+            row["written_at"] = {**row["written_at"], **dict.fromkeys(landed, now.isoformat())}
         elif result is not None:
             self.ctx.result.dead_letters += 1
             session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,

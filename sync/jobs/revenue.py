@@ -20,10 +20,10 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, delete, func, select
 
-from adapters.base import Deal, PersonRef
-from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
+from adapters.base import Deal, DealStage, PersonRef
+from state.models import Cursor, DealRecord, DealStageRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
@@ -83,6 +83,8 @@ class RevenueSync:
             cursor = session.get(Cursor, (self.crm, stream))
         since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
             else now - INITIAL_WINDOW
+        with self.ctx.store.session() as session:
+            mirror_stages(session, self.crm, self.adapter.deal_stages(), now)
         for page in self.adapter.iter_deals(since, until):
             self.ctx.checkpoint()
             if not page:
@@ -192,6 +194,17 @@ def mirror_deals(session: Session, crm: str, deals: list[Deal], now: datetime) -
         column: getattr(new, column) for column in ("name", "stage", "is_won", "is_closed", "amount", "currency",
                                                     "created_at", "closed_at", "person_object", "person_id",
                                                     "updated_at")})
+
+
+def mirror_stages(session: Session, crm: str, stages: list[DealStage], now: datetime) -> None:
+    """Keep the CRM's stage order and labels (``deal_stages``) current for the pipeline report.
+    Stages the CRM no longer lists are dropped; deals still in one show its raw value."""
+    if not stages:
+        return
+    session.exec(delete(DealStageRecord).where(DealStageRecord.crm == crm))
+    session.add_all(DealStageRecord(crm=crm, stage=stage.stage[:128], label=stage.label[:255],
+                                    pipeline=stage.pipeline[:255], position=stage.position, updated_at=now)
+                    for stage in {stage.stage[:128]: stage for stage in stages}.values())
 
 
 def _row(event: OutboxEvent) -> dict:
