@@ -6,6 +6,11 @@
 ``hubspot``            HubSpot CRM through hubspot-api-client
 ``hubspot_webhooks``   HubSpot's webhook batches and their v3 signatures
 ``ga4``                the GA4 Measurement Protocol (validation and a careful sender)
+``ga4_data``           the GA4 Data API (runReport) through google-analytics-data, to read GA4 back
+``google_ads``         Google Ads conversions through the Data Manager API (google-ads-datamanager)
+``meta``               Meta conversions through the Conversions API (facebook-business's event model)
+``google_auth``        Google credentials (service account or refresh token) for the two Google APIs
+``phones``             phone numbers in E.164, where both ad platforms' normalisation starts
 ``base``               the CRM interface and its record types
 ``http``               sessions with timeouts, trusted CAs and call counting
 ``retry``              one retry policy built from data

@@ -29,6 +29,7 @@ class FieldSpec:
     custom: bool = False
     picklist_values: tuple[str, ...] = ()
     restricted_picklist: bool = False
+    picklist_labels: tuple[str, ...] = ()  # what users see, parallel to picklist_values
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class WriteResult:
     ok: bool
     code: str = ""
     message: str = ""
+    dropped: tuple[str, ...] = ()  # fields left out because the CRM no longer has them (not written)
 
 
 @dataclass
@@ -98,6 +100,18 @@ class Deal:
     created_at: datetime
     people: list[PersonRef] = field(default_factory=list)
     is_closed: bool = False
+
+
+@dataclass(frozen=True)
+class DealStage:
+    """One deal stage as the CRM shows it: the value deals carry (Salesforce's StageName, a
+    HubSpot stage id such as ``closedwon``), the label users see, its pipeline (HubSpot), and
+    its place in the CRM's own order (``position``, ascending across pipelines)."""
+
+    stage: str
+    label: str
+    position: int
+    pipeline: str = ""
 
 
 @dataclass
@@ -131,8 +145,8 @@ class Allowance:
     def describe(self) -> str:
         if not self.total:
             return "not reported yet"
-        return (f"{self.used}/{self.total} daily {self.unit} used; closedloop stops writing at "
-                f"{self.share:.0%}" + (" — writes paused" if self.exhausted else ""))
+        return (f"{self.used}/{self.total} daily {self.unit} used; closedloop pauses at "
+                f"{self.share:.0%}" + (" — paused" if self.exhausted else ""))
 
 
 class CRMAdapter(Protocol):
@@ -158,3 +172,5 @@ class CRMAdapter(Protocol):
     def people_of_deals(self, deal_ids: list[str]) -> dict[str, list[PersonRef]]: ...
 
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]: ...
+
+    def deal_stages(self) -> list[DealStage]: ...

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from urllib3.exceptions import NewConnectionError
 
 from adapters.errors import DeliveryUncertain, RemoteError, TransientError
-from adapters.http import CallCounter, make_session
+from adapters.http import CallCounter, connection_problem, make_session, never_connected
 from adapters.retry import RetryPolicy
 
 MAX_EVENTS = 25
@@ -252,10 +251,10 @@ class Ga4Sender:
                                          data=json.dumps(body, separators=(",", ":")),
                                          headers={"Content-Type": "application/json"}, timeout=self.timeout)
         except requests.RequestException as exc:
-            if not idempotent and not _never_connected(exc):
-                raise DeliveryUncertain(f"GA4 {self.safe_url(path)}: {type(exc).__name__} after the request was "
+            if not idempotent and not never_connected(exc):
+                raise DeliveryUncertain(f"GA4 {self.safe_url(path)}: {connection_problem(exc)} after the request was "
                                         "sent; GA4 may or may not have it") from None
-            raise TransientError(f"GA4 {self.safe_url(path)}: {type(exc).__name__}") from None
+            raise TransientError(f"GA4 {self.safe_url(path)}: {connection_problem(exc)}") from None
         self.requests_sent += 1
         if response.status_code >= 500:
             raise TransientError(f"GA4 {self.safe_url(path)} answered {response.status_code}")
@@ -264,10 +263,3 @@ class Ga4Sender:
                               "check measurement_id and endpoint (it is not retried)")
         return response
 
-
-def _never_connected(error: requests.RequestException) -> bool:
-    """True when the request cannot have reached the server (no connection was made)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(error, requests.ConnectionError) and isinstance(reason, NewConnectionError)

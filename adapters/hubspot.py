@@ -33,9 +33,11 @@ from hubspot import HubSpot
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
-from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import (Allowance, Deal, DealStage, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef,
+                           StageChange, WriteResult)
 from adapters.errors import AuthError, BudgetExhausted, ConfigError, RateLimited, RemoteError, TransientError
-from adapters.http import CallCounter
+from adapters.http import CallCounter, connection_problem, make_session
+from adapters.hubspot_auth import HubSpotOAuth
 from adapters.ratelimit import SlidingWindowLimiter
 from adapters.retry import RetryPolicy
 
@@ -101,10 +103,17 @@ class HubSpotAdapter:
         options: dict[str, Any] = {"host": self.host, "retry": Retry(total=0, raise_on_status=False)}
         if ca_bundle:
             options["ssl_ca_cert"] = ca_bundle
-        token = credentials.access_token or (self._refresh_token(options) if credentials.refresh_token else "")
-        if not token:
-            raise ConfigError("[hubspot] no access token and no refresh token configured")
-        client = HubSpot(access_token=token, **options)
+        self.oauth: HubSpotOAuth | None = None
+        if not credentials.access_token:
+            if not credentials.refresh_token:
+                raise ConfigError("[hubspot] no access token and no refresh token configured")
+            self.oauth = HubSpotOAuth(self.host, credentials.client_id, credentials.client_secret,
+                                      credentials.refresh_token, timeout=timeout, policy=self.policy,
+                                      monotonic=monotonic, http=make_session(
+                                          timeout=timeout, ca_bundle=ca_bundle, counter=self.counter,
+                                          system=self.name))
+        self._token_in_use = credentials.access_token
+        client = HubSpot(access_token=credentials.access_token or None, **options)
         # Each attribute access builds a new ApiClient and connection pool: build them once.
         self.api = {
             "contacts.search": client.crm.contacts.search_api, "contacts.batch": client.crm.contacts.batch_api,
@@ -113,11 +122,12 @@ class HubSpotAdapter:
             "properties.batch": client.crm.properties.batch_api,
             "pipelines": client.crm.pipelines.pipelines_api, "associations": client.crm.associations.v4.batch_api,
         }
-        self._client_options = options
         self._describe_cache: dict[str, dict[str, FieldSpec]] = {}
+        self._deleted: dict[str, frozenset[str]] = {}  # properties HubSpot said were deleted, per object
         self._won_stages: set[str] | None = None
         self._closed_stages: set[str] = set()
         self._stage_labels: dict[str, str] = {}
+        self._stage_order: list[DealStage] = []
 
     # -- the guarded call ---------------------------------------------------------------
 
@@ -127,7 +137,7 @@ class HubSpotAdapter:
 
         ``raw=True`` skips the client's model deserialisation (it parses every timestamp with
         dateutil, the bulk of the CPU on a large sync) and returns the decoded JSON body."""
-        def attempt():
+        def once(token: str):
             (self.search_limiter if search else self.limiter).acquire()
             function = getattr(self.api[api], f"{method}_with_http_info")
             self.counter.add(self.name)
@@ -140,14 +150,34 @@ class HubSpotAdapter:
                 else:
                     data, status, headers = function(*args, _request_timeout=self.timeout, **kwargs)
             except Urllib3Error as exc:
-                raise TransientError(f"HubSpot {what}: {type(exc).__name__}") from None
+                raise TransientError(f"HubSpot {what} at {self.host}: {connection_problem(exc)}") from None
             except Exception as exc:
                 if not hasattr(exc, "status"):
                     raise
                 raise self._translate(what, exc, search) from None
             self._observe(headers, search)
             return data, status
+
+        def attempt():
+            token = self._use(self.oauth.token()) if self.oauth else ""
+            try:
+                return once(token)
+            except AuthError:
+                if self.oauth is None:
+                    raise
+                # An OAuth token HubSpot no longer takes (expired early, revoked): refresh once.
+                log.info("HubSpot refused the OAuth access token during %s; refreshing it", what)
+                return once(self._use(self.oauth.rejected(token)))
         return self.policy.call(f"HubSpot {what}", attempt)
+
+    def _use(self, token: str) -> str:
+        """Hand ``token`` to every kept API object (each holds its own configuration)."""
+        if token != self._token_in_use:
+            with self._lock:
+                for api in self.api.values():
+                    api.api_client.configuration.access_token = token
+                self._token_in_use = token
+        return token
 
     def _translate(self, what: str, exc: Any, search: bool) -> Exception:
         status = int(getattr(exc, "status", 0) or 0)
@@ -202,28 +232,6 @@ class HubSpotAdapter:
         if self.allowance.exhausted:
             raise BudgetExhausted(f"HubSpot: {self.allowance.describe()} until the daily count resets")
 
-    def _refresh_token(self, options: dict[str, Any]) -> str:
-        client = HubSpot(**options)
-        tokens = client.oauth.tokens_api
-        try:
-            answer = self.policy.call("HubSpot OAuth refresh", lambda: tokens.create(
-                grant_type="refresh_token", client_id=self.credentials.client_id,
-                client_secret=self.credentials.client_secret, refresh_token=self.credentials.refresh_token,
-                _request_timeout=self.timeout))
-        except Urllib3Error as exc:
-            raise TransientError(f"HubSpot OAuth refresh: {type(exc).__name__}") from None
-        except Exception as exc:
-            if getattr(exc, "status", None) in (400, 401):
-                raise AuthError("HubSpot refused the OAuth refresh token; reconnect the app") from None
-            raise
-        return answer.access_token
-
-    def refresh_access_token(self) -> None:
-        """OAuth: get a new access token and give it to every kept API object."""
-        token = self._refresh_token(self._client_options)
-        for api in self.api.values():
-            api.api_client.configuration.access_token = token
-
     # -- metadata ---------------------------------------------------------------------
 
     def describe_fields(self, object_name: str) -> dict[str, FieldSpec]:
@@ -239,6 +247,7 @@ class HubSpotAdapter:
                     updateable=not read_only and not prop.name.startswith("hs_analytics_"),
                     custom=not bool(prop.hubspot_defined),
                     picklist_values=tuple(option.value for option in prop.options or []),
+                    picklist_labels=tuple(option.label or option.value for option in prop.options or []),
                     restricted_picklist=prop.type == "enumeration")
             self._describe_cache[object_name] = specs
         return self._describe_cache[object_name]
@@ -265,6 +274,7 @@ class HubSpotAdapter:
                     raise RemoteError(f"HubSpot refused to create {object_name} properties: {', '.join(sorted(failed))}")
                 created += [f"{object_name}.{new.name}" for new in chunk]
             self._describe_cache.pop(object_name, None)
+            self._deleted.pop(object_name, None)
         return created
 
     def _ensure_group(self, object_name: str) -> None:
@@ -410,37 +420,78 @@ class HubSpotAdapter:
         order = {id(update): n for n, update in enumerate(updates)}
         return sorted(results, key=lambda result: order[id(result.update)])
 
-    def _update_batch(self, object_name: str, batch: list[LeadUpdate]) -> list[WriteResult]:
+    def _update_batch(self, object_name: str, batch: list[LeadUpdate], *, schema_reread: bool = False
+                      ) -> list[WriteResult]:
         self.check_budget()
-        body = {"inputs": [{"id": update.id, "properties": {k: ("" if v is None else str(v))
-                                                              for k, v in update.values.items()}}
-                           for update in batch]}
+        gone = self._deleted.get(object_name, frozenset())
+        inputs = [{"id": update.id, "properties": {k: ("" if v is None else str(v))
+                                                   for k, v in update.values.items() if k not in gone}}
+                  for update in batch]
+        sent = [update for update, item in zip(batch, inputs) if item["properties"]]
+        results = {id(update): WriteResult(update, True, dropped=tuple(sorted(gone & set(update.values))))
+                   for update in batch}
+        if not sent:
+            return list(results.values())
+        body = {"inputs": [item for item in inputs if item["properties"]]}
         try:
-            data, status = self._call(f"update {len(batch)} {object_name}", f"{object_name}.batch", "update", body,
+            data, status = self._call(f"update {len(sent)} {object_name}", f"{object_name}.batch", "update", body,
                                       raw=True)
         except HubSpotRequestError as exc:
             if exc.status not in (400, 404):
                 raise
-            if len(batch) == 1:
-                return [WriteResult(batch[0], False, *_validation_detail(exc.body))]
-            # One bad value fails the whole batch. The error names the property (and usually
-            # the value): set those records aside and resend the rest; if it cannot tell, split.
-            offenders = _offenders(batch, exc.body)
-            if offenders and len(offenders) < len(batch):
-                code, message = _validation_detail(exc.body)
-                rest = [update for update in batch if update not in offenders]
-                return ([WriteResult(update, False, code, message) for update in offenders]
-                        + self._update_batch(object_name, rest))
-            middle = len(batch) // 2
-            return (self._update_batch(object_name, batch[:middle]) +
-                    self._update_batch(object_name, batch[middle:]))
+            if not schema_reread and self._forget_deleted_properties(object_name, exc.body):
+                # A mapped property was deleted in HubSpot: one schema re-read, one resend without it
+                # (three calls for the batch, where splitting it would cost about two hundred).
+                return self._update_batch(object_name, batch, schema_reread=True)
+            unsent = [results[id(update)] for update in batch if all(update is not other for other in sent)]
+            return unsent + self._isolate(object_name, sent, exc.body)
         failed: dict[str, tuple[str, str]] = {}
         for error in data.get("errors") or []:  # 207: some ids failed, the rest landed
             for record_id in (error.get("context") or {}).get("ids", []):
                 failed[str(record_id)] = (error.get("category") or "ERROR", error.get("message") or "")
         if status not in (200, 207):
             raise RemoteError(f"HubSpot batch update answered HTTP {status}")
-        return [WriteResult(update, update.id not in failed, *failed.get(update.id, ("", ""))) for update in batch]
+        for update in sent:
+            if update.id in failed:
+                results[id(update)] = WriteResult(update, False, *failed[update.id])
+        return list(results.values())
+
+    def _isolate(self, object_name: str, batch: list[LeadUpdate], body: dict) -> list[WriteResult]:
+        """One bad value failed the whole batch. The error names the property (and usually the
+        value): set those records aside and resend the rest; if it cannot tell, split."""
+        if len(batch) == 1:
+            return [WriteResult(batch[0], False, *_validation_detail(body))]
+        offenders = _offenders(batch, body)
+        if offenders and len(offenders) < len(batch):
+            code, message = _validation_detail(body)
+            rest = [update for update in batch if update not in offenders]
+            return ([WriteResult(update, False, code, message) for update in offenders]
+                    + self._update_batch(object_name, rest))
+        middle = len(batch) // 2
+        return self._update_batch(object_name, batch[:middle]) + self._update_batch(object_name, batch[middle:])
+
+    def _forget_deleted_properties(self, object_name: str, body: dict) -> bool:
+        """When HubSpot says a property does not exist, re-read the schema once and remember the
+        written properties it no longer has (left out of every later batch until the schema is
+        read again); returns whether there are any."""
+        named = {name for error in body.get("errors") or [] if error.get("code") == "PROPERTY_DOESNT_EXIST"
+                 for name in (error.get("context") or {}).get("propertyName") or []}
+        if not named:
+            return False
+        self._describe_cache.pop(object_name, None)
+        existing = self.describe_fields(object_name)
+        gone = {name for name in named if name not in existing}
+        if gone:
+            self._deleted[object_name] = self._deleted.get(object_name, frozenset()) | gone
+            log.warning("HubSpot %s properties %s no longer exist: they are left out of the writes; remove them "
+                        "from the mapping or run `closedloop fields create` (`closedloop check` lists them)",
+                        object_name, ", ".join(sorted(gone)))
+        return bool(gone)
+
+    def forget_metadata(self) -> None:
+        """Read the schema again on next use (and try every mapped property again)."""
+        self._describe_cache.clear()
+        self._deleted.clear()
 
     # -- deals --------------------------------------------------------------------------
 
@@ -458,7 +509,21 @@ class HubSpotAdapter:
             self._won_stages = set(self.configured_won_stages) or stages
             self._closed_stages = {stage.id for pipeline in data.results for stage in pipeline.stages
                                    if (stage.metadata or {}).get("isClosed") == "true"}
+            self._stage_order = [DealStage(stage.id, stage.label, position, pipeline.label)
+                                 for position, (pipeline, stage) in enumerate(
+                                     (pipeline, stage)
+                                     for pipeline in sorted(data.results, key=lambda p: (p.display_order, p.id))
+                                     if not pipeline.archived
+                                     for stage in sorted(pipeline.stages, key=lambda s: (s.display_order, s.id))
+                                     if not stage.archived)]
         return self._won_stages
+
+    def deal_stages(self) -> list[DealStage]:
+        """Deal stages in HubSpot's own order (pipelines, then stages, by ``displayOrder``;
+        hubspot-api.md §6.2) with their labels: ``closedwon`` is "Closed Won". Read with the
+        won stages, once per adapter."""
+        self.won_stages()
+        return list(self._stage_order)
 
     def company_currency(self) -> str:
         return self.configured_currency or "USD"

@@ -32,10 +32,11 @@ from simple_salesforce.exceptions import (SalesforceError, SalesforceExpiredSess
                                           SalesforceMalformedRequest, SalesforceRefusedRequest,
                                           SalesforceResourceNotFound)
 
-from adapters.base import Allowance, Deal, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef, StageChange, WriteResult
+from adapters.base import (Allowance, Deal, DealStage, FieldSpec, LeadRecord, LeadUpdate, NewField, PersonRef,
+                           StageChange, WriteResult)
 from adapters.errors import (AuthError, BudgetExhausted, ClosedloopError, ConfigError, RemoteError,
                              TransientError)
-from adapters.http import CallCounter, make_session
+from adapters.http import CallCounter, connection_problem, make_session
 from adapters.retry import RetryPolicy
 from adapters.salesforce_auth import SalesforceCredentials, Token, fetch_token
 from adapters.salesforce_pubsub import PubSubAuth
@@ -128,7 +129,7 @@ class SalesforceAdapter:
                 except SalesforceExpiredSession:
                     if reauthenticated:
                         raise AuthError(f"Salesforce rejected a brand-new session during {what}: check the "
-                                        "connected app's session policies and the integration user") from None
+                                        "app's session policies and the integration user") from None
                     log.info("Salesforce session expired during %s; authenticating again", what)
                     with self._lock:
                         self._sf = None
@@ -137,7 +138,7 @@ class SalesforceAdapter:
                 except SalesforceError as exc:
                     raise self._translate(what, exc) from None
                 except (requests.ConnectionError, requests.Timeout) as exc:
-                    raise TransientError(f"Salesforce {what}: {type(exc).__name__}") from None
+                    raise TransientError(f"Salesforce {what}: {connection_problem(exc)}") from None
                 except requests.exceptions.ChunkedEncodingError:
                     raise TransientError(f"Salesforce {what}: the connection broke mid-response") from None
                 except (KeyError, ValueError) as exc:
@@ -191,6 +192,8 @@ class SalesforceAdapter:
                     length=field.get("length") or None, updateable=bool(field.get("updateable")),
                     custom=bool(field.get("custom")),
                     picklist_values=tuple(v["value"] for v in field.get("picklistValues") or [] if v.get("active")),
+                    picklist_labels=tuple(v.get("label") or v["value"] for v in field.get("picklistValues") or []
+                                          if v.get("active")),
                     restricted_picklist=bool(field.get("restrictedPicklist")))
                 for field in body.get("fields", [])}
         return self._describe_cache[object_name]
@@ -378,6 +381,16 @@ class SalesforceAdapter:
             rows = self.query("SELECT DefaultCurrencyIsoCode FROM Organization")
             self._org_currency = (rows[0].get("DefaultCurrencyIsoCode") if rows else None) or "USD"
         return self._org_currency
+
+    def deal_stages(self) -> list[DealStage]:
+        """Opportunity stages in the org's order with their labels: the active values of the
+        StageName picklist, which describe lists in the order set under Opportunity Stages
+        (salesforce-api.md, describe ``picklistValues``). No extra call: the describe is cached."""
+        spec = self.describe_fields("Opportunity").get("StageName")
+        if spec is None:
+            return []
+        return [DealStage(value, label, position)
+                for position, (value, label) in enumerate(zip(spec.picklist_values, spec.picklist_labels))]
 
     def iter_deals(self, since: datetime, until: datetime) -> Iterator[list[Deal]]:
         """Opportunities changed in [since, until] that are won, or were closed (so a won deal

@@ -7,6 +7,7 @@ username-password flow is deprecated (see shared/reference/salesforce-api.md §1
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -14,8 +15,29 @@ import jwt
 import requests
 
 from adapters.errors import AuthError, ConfigError, TransientError
+from adapters.http import connection_problem
 
 TOKEN_PATH = "/services/oauth2/token"
+PRODUCTION_AUDIENCE = "https://login.salesforce.com"
+SANDBOX_AUDIENCE = "https://test.salesforce.com"
+MY_DOMAIN = re.compile(r"^https://[^/]+\.my\.salesforce\.com/?$", re.IGNORECASE)
+SANDBOX_HOST = re.compile(r"^https://(test\.salesforce\.com|[^/]+\.sandbox\.my\.salesforce\.com)/?$", re.IGNORECASE)
+
+
+def default_audience(login_url: str) -> str:
+    """The JWT ``aud`` for a login URL: https://test.salesforce.com for a sandbox (test.salesforce.com
+    or a ``*.sandbox.my.salesforce.com`` My Domain), else https://login.salesforce.com.
+
+    Salesforce documents only these two and Experience Cloud site URLs as audiences; a My Domain
+    URL is not one of them, even though the token request itself may go to the My Domain host
+    (shared/reference/realtime-and-auth.md §3.2)."""
+    return SANDBOX_AUDIENCE if SANDBOX_HOST.match(login_url.strip()) else PRODUCTION_AUDIENCE
+
+
+def documented_audience(audience: str) -> bool:
+    """Whether ``audience`` may be a JWT ``aud``: anything but a My Domain URL (login, test or an
+    Experience Cloud site, which lives on its own domain or ``*.my.site.com``)."""
+    return not MY_DOMAIN.match(audience.strip())
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,11 @@ class SalesforceCredentials:
     username: str = ""
     private_key: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
+    audience: str = ""  # JWT ``aud``; empty: :func:`default_audience` of login_url
+
+    @property
+    def jwt_audience(self) -> str:
+        return (self.audience or default_audience(self.login_url)).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -56,7 +83,8 @@ def fetch_token(http: requests.Session, credentials: SalesforceCredentials, time
     try:
         response = http.post(url, data=form, auth=auth, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
-        raise TransientError(f"Salesforce login at {credentials.login_url} failed: {type(exc).__name__}") from None
+        raise TransientError(f"cannot reach the Salesforce login at {credentials.login_url}: "
+                             f"{connection_problem(exc)}") from None
     if response.status_code >= 500:
         raise TransientError(f"Salesforce login at {credentials.login_url} answered {response.status_code}")
     try:
@@ -77,11 +105,12 @@ def fetch_token(http: requests.Session, credentials: SalesforceCredentials, time
 
 
 def _jwt_assertion(credentials: SalesforceCredentials) -> str:
-    """The signed JWT: iss = consumer key, sub = username, aud = login URL, exp ≤ 3 minutes."""
+    """The signed JWT: iss = consumer key, sub = username, aud = a documented audience (not the
+    login URL, which may be a My Domain host), exp ≤ 3 minutes."""
     if not credentials.private_key:
         raise ConfigError("[salesforce] the JWT bearer flow needs a private key (private_key_file or private_key_env)")
     claims = {"iss": credentials.client_id, "sub": credentials.username,
-              "aud": credentials.login_url.rstrip("/"), "exp": int(time.time()) + 180}
+              "aud": credentials.jwt_audience, "exp": int(time.time()) + 180}
     try:
         return jwt.encode(claims, credentials.private_key, algorithm="RS256")
     except (ValueError, TypeError) as exc:

@@ -382,15 +382,20 @@ class ChangeStream:
     - anything else (including ``deliver`` failing): ``down``, reconnect after a capped,
       jittered exponential backoff, which resets once a delivery got through.
 
-    ``report(state, message)`` hears connecting / connected / down / paused."""
+    ``report(state, message)`` hears connecting / connected / down / paused. ``held()``, when
+    given, names why the stream must stay idle for now (the caller paused the org, e.g. out of
+    API allowance): it is asked before each subscription and after each delivery, and the stream
+    closes until it answers None; the stored position makes the pause lose nothing."""
 
     def __init__(self, client: PubSubClient, topic: str, *, load_position: Callable[[], bytes | None],
                  deliver: Callable[[Delivery], None], report: Callable[[str, str | None], None],
                  replay_lost: Callable[[], None], stop: threading.Event, batch: int = MAX_BATCH,
                  backoff_start: float = 1.0, backoff_cap: float = 60.0, paused_seconds: float = 900.0,
-                 idle_timeout: float = KEEPALIVE_SECONDS + 30) -> None:
+                 idle_timeout: float = KEEPALIVE_SECONDS + 30, held: Callable[[], str | None] | None = None,
+                 held_recheck: float = 30.0) -> None:
         self.client, self.topic, self.stop = client, topic, stop
         self.load_position, self.deliver, self.report, self.replay_lost = load_position, deliver, report, replay_lost
+        self.held, self.held_recheck = held or (lambda: None), held_recheck
         self.batch, self.idle_timeout = batch, idle_timeout
         self.backoff_start, self.backoff_cap, self.paused_seconds = backoff_start, backoff_cap, paused_seconds
         self.failures = 0
@@ -398,6 +403,11 @@ class ChangeStream:
     def run(self) -> None:
         renewed = False
         while not self.stop.is_set():
+            reason = self.held()
+            if reason:
+                self.report("paused", reason)
+                self.stop.wait(self.held_recheck)
+                continue
             self.report("connecting", None)
             try:
                 info = self.client.topic(self.topic)
@@ -408,7 +418,9 @@ class ChangeStream:
                                                       on_open=lambda: self.report("connected", None)):
                     renewed, self.failures = False, 0
                     self.deliver(delivery)
-                return  # stopped
+                    if self.held():
+                        break  # closes the stream; resumed after the stored position once allowed
+                continue
             except ReplayIdLost as exc:
                 log.warning("%s; resubscribing at the tip and catching up by polling", exc.user_message)
                 self.replay_lost()

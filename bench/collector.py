@@ -58,7 +58,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-from bench.common import Measurement
+from bench.common import Measurement, closedloop_command, postgres_server
 from sandbox.web import free_port
 
 BENCHMARK = "collector"
@@ -186,7 +186,7 @@ def _run(store_name: str, url: str, scratch: Path, wrk: str, args) -> list[Measu
           f"{f'at {args.rate:,}/s' if args.rate else 'unpaced'}, "
           f"{args.connections} connections, {WRK_THREADS} wrk threads", file=sys.stderr)
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([*_closedloop(), "collector", "--config", str(config)], stdout=log,
+        server = subprocess.Popen([*closedloop_command(), "collector", "--config", str(config)], stdout=log,
                                   stderr=subprocess.STDOUT, cwd=scratch)
     try:
         _wait_healthy(base, server, log_path)
@@ -204,7 +204,7 @@ def _run(store_name: str, url: str, scratch: Path, wrk: str, args) -> list[Measu
             server.kill()
             status = server.wait()
         flush_seconds = time.monotonic() - stopping
-    graceful = status in (0, -signal.SIGTERM)  # uvicorn re-raises the SIGTERM it shut down on
+    graceful = status in (0, -signal.SIGTERM)  # 0 now; older versions re-raised the SIGTERM (143)
     if not graceful:
         print(f"warning: collector exited with status {status}; its log:\n{_tail(log_path)}", file=sys.stderr)
     return _measurements(store_name, args, runs, stored_before, stored_after, _count_touchpoints(url),
@@ -271,47 +271,10 @@ def _database(store: str, scratch: Path) -> Iterator[str]:
         return
     import psycopg
 
-    with _postgres_server() as port:
+    with postgres_server() as port:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as admin:
             admin.execute("CREATE DATABASE closedloop_bench")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/closedloop_bench"
-
-
-@contextlib.contextmanager
-def _postgres_server() -> Iterator[int]:
-    """A private PostgreSQL cluster on a free loopback port (as tests/conftest.py starts one,
-    minus its fsync=off shortcuts), removed afterwards. Yields the port."""
-    bindir = next((Path(d) for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-                   if (d / "initdb").exists()), None)
-    if bindir is None:
-        found = shutil.which("initdb")
-        if not found:
-            raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql)")
-        bindir = Path(found).parent
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    # Not under the benchmark's own temp dir: the server runs as postgres and needs its own.
-    root = Path(tempfile.mkdtemp(prefix="closedloop-bench-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    for path in (data, sockets):
-        path.mkdir()
-    if os.geteuid() == 0:
-        for path in (root, data, sockets):
-            shutil.chown(path, "postgres")
-        os.chmod(root, 0o755)
-    port = free_port()
-    try:
-        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "--encoding=UTF8"], check=True, capture_output=True)
-        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=100"
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                        str(root / "server.log"), "-w", "start"], check=True, capture_output=True)
-        try:
-            yield port
-        finally:
-            subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _count_touchpoints(url: str) -> int:
@@ -329,12 +292,6 @@ def _count_touchpoints(url: str) -> int:
 
 
 # -- the collector and wrk ---------------------------------------------------------------------
-
-
-def _closedloop() -> list[str]:
-    """The installed ``closedloop`` entry point next to this interpreter, else ``-m sync.cli``."""
-    script = Path(sys.executable).with_name("closedloop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sync.cli"]
 
 
 def _wait_healthy(base: str, server: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:

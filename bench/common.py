@@ -1,21 +1,25 @@
 """What every benchmark shares: the result row, the table, the machine description."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.table import Table
 
 from bench.registry import BENCHMARKS
+from sandbox.web import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -110,3 +114,46 @@ def markdown() -> str:
             lines.append(f"| {m.benchmark} | {m.case} | {m.shown()} | {m.target} | {met} | {result['when']} |"
                          + (f" {result['machine']} |" if several else ""))
     return "\n".join(lines)
+
+
+def closedloop_command() -> list[str]:
+    """The installed ``closedloop`` entry point next to this interpreter, else ``-m sync.cli``."""
+    script = Path(sys.executable).with_name("closedloop")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sync.cli"]
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[int]:
+    """A private PostgreSQL cluster on a free loopback port (as tests/conftest.py starts one,
+    minus its fsync=off shortcuts), removed afterwards. Yields the port."""
+    bindir = next((Path(d) for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+                   if (d / "initdb").exists()), None)
+    if bindir is None:
+        found = shutil.which("initdb")
+        if not found:
+            raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql)")
+        bindir = Path(found).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    # Not under the benchmark's own temp dir: the server runs as postgres and needs its own.
+    root = Path(tempfile.mkdtemp(prefix="closedloop-bench-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    for path in (data, sockets):
+        path.mkdir()
+    if os.geteuid() == 0:
+        for path in (root, data, sockets):
+            shutil.chown(path, "postgres")
+        os.chmod(root, 0o755)
+    port = free_port()
+    try:
+        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                        "--encoding=UTF8"], check=True, capture_output=True)
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                        str(root / "server.log"), "-w", "start"], check=True, capture_output=True)
+        try:
+            yield port
+        finally:
+            subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           capture_output=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -48,6 +48,7 @@ class ObjectMapping:
     fields: list[FieldMapping] = field(default_factory=list)
     match: dict[str, str] = field(default_factory=dict)
     line: int | None = None
+    match_line: int | None = None
 
     @property
     def field_names(self) -> list[str]:
@@ -105,7 +106,7 @@ def load_mapping(path: str | Path, catalogue: Mapping[str, str], *, crm: str | N
         if name in objects:
             problem(f"object {name!r} is mapped twice", header)
             continue
-        mapping = ObjectMapping(object=name, line=header)
+        mapping = ObjectMapping(object=name, line=header, match_line=lines.key(index, "match"))
         for key in set(table) - {"object", "match", "fields"}:
             problem(f"{name}: unknown key {key!r} (expected object, match, fields)", lines.key(index, key))
         match = table.get("match", {})

@@ -1,7 +1,7 @@
 """Synthetic website traffic for the demo: browsers that visit, return, switch devices and convert.
 
 Each simulated person arrives through one channel mix (paid search, organic search, social,
-email, referral, direct), comes back over the following days and weeks — sometimes on a second
+email, referral, AI assistants, direct), comes back over the following days and weeks — sometimes on a second
 device — and a share of them convert by form, call or chat. Every page view is posted to the
 real collector exactly as ``t.js`` would post it (beacon v1 over HTTP, with the site's Origin
 and a browser user agent), and to the GA4 emulator as gtag.js would, so both systems see the
@@ -47,6 +47,8 @@ ARRIVALS = {
                                f"{r.choice(['october-digest', 'november-digest', 'product-update'])}", "")),
     "referral": (0.10, lambda r: ("", r.choice(["https://www.g2.com/products/closedloop/reviews",
                                                 "https://partner.example.org/blog/tools"]))),
+    "ai_assistant": (0.05, lambda r: ("", r.choice(["https://chatgpt.com/", "https://gemini.google.com/app",
+                                                    "https://claude.ai/"]))),
     "direct": (0.16, lambda r: ("", "")),
 }
 RETURN_ARRIVALS = ["direct", "direct", "organic_search", "email", "paid_search"]
@@ -68,6 +70,7 @@ class Person:
     devices: list[Device]
     email: str
     phone: str
+    ad_consent: str = "granted"  # what the site's consent banner recorded (Consent Mode ad_user_data)
     converted_at: datetime | None = None
     conversion_type: str = ""
     converting_device: Device | None = None
@@ -83,6 +86,7 @@ class TrafficGenerator:
                  weeks: int = 6, conversion_rate: float = 0.35, now: datetime | None = None) -> None:
         self.collector_url, self.ga4_url, self.measurement_id = collector_url.rstrip("/"), ga4_url, measurement_id
         self.random = random.Random(seed)
+        self.ads_random = random.Random(seed + 1)  # ad clicks and consent: leaves the rest of the crowd as it was
         self.count, self.weeks, self.conversion_rate = people, weeks, conversion_rate
         self.now = now or datetime.now(timezone.utc)
         self._local = threading.local()
@@ -110,7 +114,8 @@ class TrafficGenerator:
             person = Person(n, channel, devices, f"buyer{n:04d}@{r.choice(['acme', 'globex', 'initech', 'umbrella'])}"
                                                    f"-{n % 50}.example", f"+1 555 {r.randrange(1000000, 9999999)}")
             first = self.now - timedelta(days=r.uniform(3, self.weeks * 7), hours=r.uniform(0, 23))
-            query, referrer = ARRIVALS[channel][1](r)
+            query, referrer = self._paid_social(*ARRIVALS[channel][1](r))
+            person.ad_consent = "granted" if self.ads_random.random() < 0.85 else "denied"
             person.visits.append((first, devices[0], query, referrer, self._pages()))
             moment = first
             for _ in range(r.choice([0, 1, 1, 2, 3])):
@@ -129,6 +134,13 @@ class TrafficGenerator:
             people.append(person)
         return people
 
+    def _paid_social(self, query: str, referrer: str) -> tuple[str, str]:
+        """Most visits from Facebook come from its ads, with the fbclid Meta adds to the link."""
+        if referrer == "https://l.facebook.com/" and not query and self.ads_random.random() < 0.7:
+            return (f"?fbclid=IwAR{self.ads_random.randrange(16**20):020x}&utm_source=facebook&utm_medium=paid_social"
+                    "&utm_campaign=retargeting", referrer)
+        return query, referrer
+
     def _pages(self) -> list[str]:
         return [self.random.choice(PAGES) for _ in range(self.random.choice([1, 2, 2, 3, 4]))]
 
@@ -142,11 +154,13 @@ class TrafficGenerator:
                     at = moment + timedelta(minutes=step * 2)
                     url = SITE + page + (query if step == 0 else "")
                     accepted += self._beacon(device, "pageview", at, url, referrer if step == 0 else SITE + pages[step - 1],
-                                             session_id)
+                                             session_id, {"ad_user_data": person.ad_consent,
+                                                          "ad_personalization": person.ad_consent})
                     self._gtag(device, url, referrer if step == 0 else "", session_id)
             if person.converted_at is not None:
                 device = person.converting_device
-                extra = {"email": person.email, "conversion_type": person.conversion_type}
+                extra = {"email": person.email, "conversion_type": person.conversion_type,
+                         "ad_user_data": person.ad_consent, "ad_personalization": person.ad_consent}
                 if person.conversion_type == "call":
                     extra["phone"] = person.phone
                 kind = "identify" if person.conversion_type == "form" else "conversion"

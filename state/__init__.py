@@ -2,6 +2,6 @@
 
 ``state`` imports none of closedloop's other packages.
 """
-from state.store import SchemaOutdated, Store
+from state.store import SchemaOutdated, StateUnavailable, Store
 
-__all__ = ["Store", "SchemaOutdated"]
+__all__ = ["Store", "SchemaOutdated", "StateUnavailable"]

@@ -69,6 +69,9 @@ class Touchpoint(SQLModel, table=True):
     conversion_type: Optional[str] = Field(default=None, max_length=16)
     consent: Optional[str] = Field(default=None, max_length=16)
     session_key: Optional[str] = Field(default=None, max_length=64)
+    # Google Consent Mode signals as the page had them ("granted" | "denied"; None when the site set none)
+    ad_user_data: Optional[str] = Field(default=None, max_length=8)
+    ad_personalization: Optional[str] = Field(default=None, max_length=8)
 
 
 class Identity(SQLModel, table=True):
@@ -122,21 +125,26 @@ class LeadSync(SQLModel, table=True):
     last_written_at: Optional[datetime] = _when(default=None)
     visitor_ids: list[str] = Field(default_factory=list, sa_type=JSON)
     written: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    written_at: dict[str, str] = Field(default_factory=dict, sa_type=JSON)  # field → ISO time of its last write
     attempts: int = 0
 
 
 class OutboxEvent(SQLModel, table=True):
-    """A GA4 Measurement Protocol event waiting to be sent, or already sent.
+    """An event for one destination (GA4, Google Ads, Meta) waiting to be sent, or already sent.
 
     The unique ``idempotency_key`` (e.g. ``salesforce:006...:purchase:1``) makes "once and only
     once" a database constraint: the row is inserted in the same transaction that advances
-    the cursor, and the sender marks it sent.
+    the cursor, and the sender marks it sent. ``destination`` says which drain owns the row;
+    ``first_sent_at`` is when its request first left, which is what a platform's de-duplication
+    window is counted from.
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),
+                      Index("ix_outbox_destination_status_id", "destination", "status", "id"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
+    destination: str = Field(default="ga4", max_length=16)
     idempotency_key: str = Field(max_length=200, unique=True)
     kind: str = Field(max_length=16)
     crm: str = Field(max_length=32)
@@ -147,6 +155,7 @@ class OutboxEvent(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     created_at: datetime = _when(default_factory=utcnow)
     sent_at: Optional[datetime] = _when(default=None)
+    first_sent_at: Optional[datetime] = _when(default=None)
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, max_length=2000)
 
@@ -202,6 +211,32 @@ class ApiBudget(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
+class RemoteStatus(SQLModel, table=True):
+    """Whether closedloop is talking to one remote system (salesforce, hubspot, ga4, ...) or has
+    paused it, and why, so that every instance on the store and ``closedloop status`` see the
+    same thing (``sync/ops/remotes.py`` owns the rules).
+
+    ``state`` is ``ok`` or ``paused``; ``reason`` is ``budget`` (out of allowance), ``auth``
+    (credentials refused) or ``down`` (failing through the retries); ``failures`` counts the
+    failures in a row; ``paused_since`` is when the current stretch began and ``paused_until``
+    when the remote is tried again. ``message`` keeps the last error, also after recovery.
+    """
+
+    __tablename__ = "remote_states"
+
+    name: str = Field(primary_key=True, max_length=32)
+    state: str = Field(default="ok", max_length=16)
+    reason: Optional[str] = Field(default=None, max_length=16)
+    message: Optional[str] = Field(default=None, max_length=2000)
+    failures: int = 0
+    paused_since: Optional[datetime] = _when(default=None)
+    paused_until: Optional[datetime] = _when(default=None)
+    last_error_at: Optional[datetime] = _when(default=None)
+    last_success_at: Optional[datetime] = _when(default=None)
+    instance: Optional[str] = Field(default=None, max_length=128)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
 class RevenueLedger(SQLModel, table=True):
     """What GA4 currently holds for one won deal, so later changes send exactly the difference.
 
@@ -247,17 +282,34 @@ class DealRecord(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
+class DealStageRecord(SQLModel, table=True):
+    """Each CRM's deal stages in its own order with the labels its users see, so the pipeline
+    report reads "Closed Won" where HubSpot's deals carry ``closedwon``. Refreshed by the
+    revenue job from the metadata it reads anyway."""
+
+    __tablename__ = "deal_stages"
+
+    crm: str = Field(primary_key=True, max_length=32)
+    stage: str = Field(primary_key=True, max_length=128)
+    label: str = Field(max_length=255)
+    pipeline: str = Field(default="", max_length=255)
+    position: int = 0
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
 class Spend(SQLModel, table=True):
-    """Ad spend imported from CSV, for ROI and ROAS in the source report."""
+    """Ad spend imported from CSV, for ROI and ROAS in the source report. Spend is kept at the
+    level the file gives it (channel, source, campaign, and keyword only when the file has one)."""
 
     __tablename__ = "spend"
-    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", name="uq_spend_day_key"),)
+    __table_args__ = (UniqueConstraint("day", "channel", "source", "campaign", "keyword", name="uq_spend_day_key"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     day: str = Field(max_length=10)
     channel: str = Field(default="", max_length=64)
     source: str = Field(default="", max_length=256)
     campaign: str = Field(default="", max_length=256)
+    keyword: str = Field(default="", max_length=256)
     cost: str = Field(max_length=40)
     currency: str = Field(default="", max_length=3)
 
@@ -309,4 +361,40 @@ class TriggerStream(SQLModel, table=True):
     lag_seconds: Optional[float] = None
     events: int = 0
     instance: Optional[str] = Field(default=None, max_length=128)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class AdConversion(SQLModel, table=True):
+    """What one ad platform was (or was not) told about one CRM record reaching one stage.
+
+    One row per (destination, CRM, record, stage), written in the same transaction as the outbox
+    event it queues, so ``closedloop report`` and ``closedloop reconcile`` can say for every
+    stage reached what was sent, with which match key and value, and why the rest was not:
+    ``status`` is ``queued`` (in the outbox), ``sent``, ``waiting`` (its person is not matched to
+    a web visitor yet), ``skipped`` (never sendable: ``reason`` is ``no_match_key``,
+    ``no_consent``, ``too_old``...) or ``dead`` (dead-lettered by the sender). ``key`` is the
+    idempotency key the platform de-duplicates on (Google ``transactionId``, Meta ``event_id``),
+    decided before the first send and never changed; ``sent_value`` is the value the platform
+    holds, ``value`` the CRM's current one (they differ when Meta could not be told of a change).
+    """
+
+    __tablename__ = "ad_conversions"
+
+    destination: str = Field(primary_key=True, max_length=16)
+    crm: str = Field(primary_key=True, max_length=32)
+    record_id: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(primary_key=True, max_length=40)
+    status: str = Field(max_length=16)
+    reason: Optional[str] = Field(default=None, max_length=40)
+    key: str = Field(default="", max_length=200)
+    occurred_at: Optional[datetime] = _when(default=None)
+    match_keys: str = Field(default="", max_length=80)   # e.g. "gclid,email"; "" when none
+    consent: str = Field(default="unknown", max_length=16)
+    channel: Optional[str] = Field(default=None, max_length=64)  # first-click channel, for reconcile
+    value: Optional[str] = Field(default=None, max_length=40)
+    sent_value: Optional[str] = Field(default=None, max_length=40)
+    currency: Optional[str] = Field(default=None, max_length=3)
+    restatements: int = 0
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # what a waiting row is rebuilt from
+    first_seen_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)

@@ -31,6 +31,34 @@ class SchemaOutdated(Exception):
     """The database schema is older (or newer) than this version of closedloop expects."""
 
 
+class StateUnavailable(Exception):
+    """The state database cannot be reached or written; the message says which and where."""
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
+
+
+def unavailable(dialect: str, where: str, error: BaseException) -> str | None:
+    """A one-line reason when ``error`` means the database itself is out of reach (not a bad
+    query): connection refused, unknown host, bad password, missing database; a SQLite file or
+    folder that cannot be opened or written. None for anything else."""
+    text = _first_line(error)
+    lowered = str(error).lower()
+    if dialect == "sqlite":
+        if "readonly database" in lowered or "unable to open database file" in lowered or \
+                "disk i/o error" in lowered:
+            return (f"cannot write the SQLite state database {where}: {text} (the file and its folder must be "
+                    "writable by this user; [state] url)")
+        return None
+    if type(error).__name__ == "OperationalError" and any(sign in lowered for sign in (
+            "connection", "could not translate host", "timeout expired", "password authentication", "does not exist",
+            "no pg_hba.conf entry", "server closed", "name or service not known", "role")):
+        reason = text.split(": ", 1)[-1] if text.startswith("connection failed") else text
+        return f"cannot reach the PostgreSQL state database {where}: {reason} (is the server up, and is [state] url right?)"
+    return None
+
+
 class Store:
     """Access to the state database.
 
@@ -39,13 +67,33 @@ class Store:
     all.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, name: str = "closedloop", create: bool = True) -> None:
+        """``name`` labels the connections on PostgreSQL (``application_name`` in
+        ``pg_stat_activity``), so a DBA can tell which instance holds what. ``create=False``
+        refuses a SQLite file that does not exist yet instead of creating an empty one (commands
+        that only read must not leave a database behind in a wrong folder)."""
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
+            database = self.url.database
+            if not create and database not in (None, "", ":memory:") and not Path(database).exists():
+                raise SchemaOutdated(f"no state database at {database} (is --config or [state] url right?): "
+                                     "run `closedloop migrate` to create it")
             self.engine = _sqlite_engine(url, echo)
         else:
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            # A daemon runs its jobs in parallel, each holding a lock connection besides its
+            # sessions (and the enrich pipeline's threads theirs): up to 20, 5 kept when idle.
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=15,
+                                        connect_args={"connect_timeout": 10, "application_name": name[:63]})
+        event.listen(self.engine, "handle_error", self._unavailable)
+
+    def _unavailable(self, context) -> None:
+        """Turn "the database is out of reach" into :class:`StateUnavailable` with one line naming
+        it (SQLAlchemy's own error is kept as the cause, for tracebacks under --debug)."""
+        where = self.url.database if self.dialect == "sqlite" else self.safe_url
+        message = unavailable(self.dialect, str(where), context.original_exception)
+        if message:
+            raise StateUnavailable(message) from context.sqlalchemy_exception
 
     @property
     def safe_url(self) -> str:
@@ -165,7 +213,12 @@ def lock_key(name: str) -> int:
 def _sqlite_engine(url: str, echo: bool) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateUnavailable(f"cannot create the folder {folder} of the SQLite state database: "
+                                   f"{exc.strerror or exc} ([state] url)") from exc
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

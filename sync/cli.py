@@ -6,7 +6,9 @@ or schema problem someone must fix, 1 for anything else (a job failed, a remote 
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -16,14 +18,16 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import func
 from sqlmodel import select
 
 from adapters.errors import ClosedloopError, ConfigError
-from state import SchemaOutdated, Store
+from state import SchemaOutdated, StateUnavailable, Store
 from state.models import ApiBudget, Cursor, DeadLetter, JobRun, OutboxEvent
 from sync.config import Config, load_config
-from sync.ops.logs import configure_logging, redact
+from sync.ops.logs import configure_logging, json_logging, redact
+from sync.reports.safe_text import cell, markup, plain
 
 log = logging.getLogger("closedloop")
 
@@ -40,21 +44,31 @@ def _version() -> str:
 
 
 class _Group(click.Group):
-    """Turns closedloop's own errors into a one-line reason and an exit status."""
+    """Turns every error into a one-line reason and an exit status: no traceback, unless
+    ``--debug`` is given (on stderr) or the log is JSON (in the log, as a JSON line)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except (ConfigError, SchemaOutdated) as exc:
-            _fail(str(exc), EXIT_CONFIG)
+            _fail(str(exc), EXIT_CONFIG, exc)
         except ClosedloopError as exc:
-            _fail(exc.user_message, EXIT_FAILED)
+            _fail(exc.user_message, EXIT_FAILED, exc)
+        except StateUnavailable as exc:
+            _fail(str(exc), EXIT_FAILED, exc)
         except OSError as exc:
-            _fail(str(exc), EXIT_FAILED)
+            _fail(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", EXIT_FAILED, exc)
+        except Exception as exc:  # a bug or an unclassified library error: still one line by default
+            first = (str(exc).strip().splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)", EXIT_FAILED, exc)
 
 
-def _fail(message: str, status: int) -> None:
-    lines = redact(message).splitlines() or ["failed"]
+def _fail(message: str, status: int, error: BaseException | None = None) -> None:
+    if error is not None:
+        _trace(error)
+    lines = [plain(line) for line in redact(message).splitlines()] or ["failed"]  # remote text is data
     if len(lines) == 1:
         click.echo(f"closedloop: error: {lines[0]}", err=True)
     else:
@@ -64,17 +78,40 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
+def _trace(error: BaseException) -> None:
+    """The traceback of ``error``: on stderr under ``--debug``, in the log when it is JSON lines."""
+    context = click.get_current_context(silent=True)
+    debug = bool(context and (context.find_root().params or {}).get("debug"))
+    if debug:
+        import traceback
+
+        click.echo(redact("".join(traceback.format_exception(error))), err=True, nl=False)
+    elif json_logging():
+        log.error("%s", getattr(error, "user_message", None) or error, exc_info=error)
+
+
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Config file (default: ./closedloop.toml if present, else built-in defaults).")
 
 
-def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True) -> tuple[Config, Store]:
-    """Load the config, set up logging and open the store (checking its schema). ``remote=False``
-    for commands that never call a CRM or GA4: their secrets need not be in the environment."""
+def load(config_path: Path | None, *, remote: bool = True) -> Config:
+    """Load the config and set up logging. ``remote=False`` for commands that never call a CRM
+    or GA4: their secrets need not be in the environment."""
     config = load_config(config_path, require_secrets=remote)
     configure_logging(config.settings.logging.level, config.settings.logging.format, config.secret_values())
-    store = Store(config.database_url)
+    return config
+
+
+def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = True,
+         create: bool = False) -> tuple[Config, Store]:
+    """:func:`load`, then open the store (checking its schema). Only ``migrate`` creates a
+    SQLite database that does not exist yet. Connections are labelled with the command and
+    process id (``application_name`` on PostgreSQL)."""
+    config = load(config_path, remote=remote)
+    context = click.get_current_context(silent=True)
+    store = Store(config.database_url, create=create,
+                  name=f"closedloop {context.info_name if context else ''} {os.getpid()}")
     if check_schema:
         store.check_schema()
     return config, store
@@ -82,7 +119,8 @@ def boot(config_path: Path | None, *, check_schema: bool = True, remote: bool = 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="closedloop")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="CLOSEDLOOP_DEBUG", help="On failure, print the traceback too.")
+def main(debug: bool) -> None:
     """closedloop: website journeys into CRM lead fields, won revenue back into GA4."""
 
 
@@ -99,35 +137,69 @@ def run(config_path: Path | None, once: bool) -> None:
         daemon.serve()
         return
     outcomes = daemon.run_once()
-    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     for outcome in outcomes:
         click.echo(f"{outcome.job}: {outcome.outcome} (read {outcome.result.records_read}, "
                    f"wrote {outcome.result.records_written}, {outcome.seconds:.1f}s)"
-                   + (f": {outcome.error}" if outcome.error else ""))
+                   + (f": {plain(outcome.error)}" if outcome.error else ""))
+    problems = _run_problems(outcomes)
+    if problems:
+        _fail("\n".join(problems), EXIT_FAILED)
+
+
+def _run_problems(outcomes) -> list[str]:
+    """Why a ``run --once`` did not do all its work: jobs that failed, records and events set
+    aside in this run, remotes paused because they refused us or were down (an allowance
+    pause is closedloop keeping to its share, not a failure)."""
+    problems = []
+    failed = [outcome for outcome in outcomes if not outcome.succeeded]
     if failed:
-        _fail(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed), EXIT_FAILED)
+        problems.append(f"{len(failed)} job(s) failed: " + "; ".join(f"{o.job}: {o.error}" for o in failed))
+    dead = sum(outcome.result.dead_letters for outcome in outcomes)
+    if dead:
+        problems.append(f"{dead} record(s) or event(s) were dead-lettered in this run: see why with "
+                        "`closedloop dead-letters list`")
+    waiting = {}
+    for outcome in outcomes:
+        for run in outcome.result.remotes.values():
+            if run.status in ("paused", "skipped") and run.state and run.state.reason in ("auth", "down"):
+                waiting[run.name] = run
+    problems += [f"{run.describe()} — its work waits (`closedloop status`)" for run in waiting.values()]
+    return problems
 
 
 @main.command()
 @config_option
 def collector(config_path: Path | None) -> None:
-    """Serve only the collector (to scale it out separately from the jobs)."""
-    import uvicorn
+    """Serve only the collector (to scale it out separately from the jobs). SIGTERM or SIGINT
+    stops it cleanly (queued beacons are stored first) and it exits 0."""
+    import signal
+    import threading
 
     from sync.capture.app import create_app
+    from sync.capture.server import BackgroundServer
     from sync.jobs import job_intervals
 
     config, store = boot(config_path, remote=False)
     settings = config.settings.collector
-    uvicorn.run(create_app(config, store, job_intervals=job_intervals(config)), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    # uvicorn.run would re-raise the signal after its own shutdown (exit 143); closedloop owns them.
+    server = BackgroundServer(create_app(config, store, job_intervals=job_intervals(config)), settings.host,
+                              settings.port).start()
+    log.info("collector listening on http://%s:%d", server.host, server.port)
+    while not stop.wait(1.0):
+        if not server.alive:
+            _fail(f"the collector on {settings.host}:{settings.port} stopped unexpectedly", EXIT_FAILED)
+    server.stop()
+    log.info("collector stopped cleanly")
 
 
 @main.command()
 @config_option
 def migrate(config_path: Path | None) -> None:
     """Create or upgrade the state database schema."""
-    config, store = boot(config_path, check_schema=False, remote=False)
+    config, store = boot(config_path, check_schema=False, remote=False, create=True)
     before, after = store.migrate()
     if before == after:
         click.echo(f"state schema is up to date ({after}) in {store.safe_url}")
@@ -138,36 +210,45 @@ def migrate(config_path: Path | None) -> None:
 @main.command()
 @config_option
 def check(config_path: Path | None) -> None:
-    """Check the config, the state database, CRM credentials and every field mapping
-    against the CRM's live metadata."""
-    from mappings.check import check_against_crm
-    from sync.journey.variables import ENUMERATIONS, catalogue
+    """Check the config, the state database, CRM credentials, every field mapping against the
+    CRM's live metadata, and the ad platforms' conversion actions and tokens. Each remote is
+    tried once, with a short timeout; what failed is said in one line per remote (retrying is
+    the daemon's job)."""
     from sync.ops.connections import Connections
 
     config, store = boot(config_path, check_schema=False)
     click.echo(f"config: ok ({config.source})")
     store.check_schema()
     click.echo(f"state: ok ({store.safe_url}, schema {store.current_revision()})")
-    connections = Connections(config)
+    connections = Connections(config, attempts=1, timeout=CHECK_TIMEOUT)
     problems: list[str] = []
+    unreachable = False
     for crm in connections.enabled_crms():
-        mapping = connections.mapping(crm)
-        adapter = connections.adapter(crm)
-        describe = {name: adapter.describe_fields(name) for name in mapping.objects}
-        found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
-        fields = sum(len(o.fields) for o in mapping.objects.values())
-        click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
-                   + ("ok" if not found else f"{len(found)} problem(s)"))
-        problems += found
-        lines, found = _check_trigger(config, store, connections, crm)
-        for line in lines:
-            click.echo(line)
-        problems += found
+        try:
+            problems += _check_crm(connections, crm, store)
+            lines, found = _check_trigger(config, store, connections, crm)
+            for line in lines:
+                click.echo(line)
+            problems += found
+        except ConfigError as exc:
+            problems.append(f"{crm}: {exc.user_message}")
+        except ClosedloopError as exc:
+            unreachable = True
+            problems.append(f"{crm}: {exc.user_message}")
     if config.settings.ga4.enabled:
         connections.ga4()
         click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
                    "(the Measurement Protocol cannot verify a secret; try `closedloop ga4 validate`)")
+    if config.settings.google_ads.enabled or config.settings.meta.enabled:
+        from sync.jobs.readback import check_destinations
+
+        fine, found = check_destinations(config, connections, datetime.now(timezone.utc))
+        for line in fine:
+            click.echo(line)
+        problems += found
     if problems:
+        if unreachable:  # not a config mistake for sure: the remote may just be down
+            _fail("\n".join(problems), EXIT_FAILED)
         raise ConfigError("\n".join(problems))
 
 
@@ -187,6 +268,31 @@ def _check_trigger(config: Config, store: Store, connections, crm: str) -> tuple
             "about changes within seconds)"], []
 
 
+CHECK_TIMEOUT = 5.0  # seconds per remote call in `check`: it answers within seconds even when a remote is down
+
+
+def _check_crm(connections, crm: str, store: Store) -> list[str]:
+    """Log in to ``crm`` once and check its mapping against the live metadata; a CRM paused
+    because it refused the credentials is resumed once they work again."""
+    from mappings.check import SUPPORTED_OBJECTS, check_against_crm
+    from sync.journey.variables import ENUMERATIONS, WHOLE_LENGTHS, catalogue
+    from sync.ops.remotes import Remotes
+
+    mapping = connections.mapping(crm)
+    adapter = connections.adapter(crm)
+    describe = {name: adapter.describe_fields(name) for name in mapping.objects
+                if name in SUPPORTED_OBJECTS[crm]}  # an unknown (misspelt) object is reported by line
+    remotes = Remotes(store)
+    if remotes.state(crm).reason == "auth":
+        remotes.resume(crm)
+        click.echo(f"{crm}: the credentials work again: its pause is lifted")
+    found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS)
+    fields = sum(len(o.fields) for o in mapping.objects.values())
+    click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
+               + ("ok" if not found else f"{len(found)} problem(s)"))
+    return found
+
+
 @main.group()
 def fields() -> None:
     """CRM custom fields for the mapped variables."""
@@ -194,24 +300,33 @@ def fields() -> None:
 
 @fields.command("create")
 @config_option
-def fields_create(config_path: Path | None) -> None:
-    """Create the custom fields/properties the mappings need; never changes existing ones."""
-    from sync.jobs.fields import missing_fields
+@click.option("--force", is_flag=True,
+              help="Also create fields whose names are close to existing ones (when both are really meant).")
+def fields_create(config_path: Path | None, force: bool) -> None:
+    """Create the custom fields/properties the mappings need; never changes existing ones.
+    A name that looks like a typo of an existing field is not created (see --force)."""
+    from sync.jobs.fields import doubtful_fields, missing_fields
     from sync.ops.connections import Connections
 
-    config, _store = boot(config_path, check_schema=False)
+    config = load(config_path)
     connections = Connections(config)
     if not connections.enabled_crms():
         raise ConfigError(f"{config.source}: no CRM is enabled ([salesforce] or [hubspot] enabled = true)")
+    refused: list[str] = []
     for crm in connections.enabled_crms():
-        adapter = connections.adapter(crm)
-        needed = missing_fields(crm, connections.mapping(crm), adapter.describe_fields)
+        adapter, mapping = connections.adapter(crm), connections.mapping(crm)
+        needed = missing_fields(crm, mapping, adapter.describe_fields, force=force)
         created = adapter.ensure_fields(needed) if needed else []
         for name in created:
             click.echo(f"{crm}: created {name}")
-        click.echo(f"{crm}: {len(created)} field(s) created, "
-                   f"{sum(len(o.fields) for o in connections.mapping(crm).objects.values()) - len(created)} "
+        doubtful = doubtful_fields(crm, mapping, adapter.describe_fields, force=force)
+        click.echo(f"{crm}: {len(created)} field(s) created"
+                   + (f", {len(doubtful)} left alone (below)" if doubtful else "")
+                   + f"; {sum(len(o.fields) for o in mapping.objects.values()) - len(created) - len(doubtful)} "
                    "mapped field(s) already existed")
+        refused += doubtful
+    if refused:
+        raise ConfigError("\n".join(refused))
 
 
 @main.command()
@@ -242,17 +357,16 @@ def status(config_path: Path | None) -> None:
                                 .where(DeadLetter.job == job_class.name, DeadLetter.status == "open")).one()
             backlog = job_class.backlog(session)
             enabled = job_class.enabled(config)
-            table.add_row(
+            table.add_row(*map(cell, (
                 job_class.name + ("" if enabled else " (disabled)"),
                 _ago(now, run.started_at) if run else "never",
                 run.outcome if run else "-",
                 f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run and run.finished_at else "-",
                 str(run.records_read) if run else "-",
-                str(run.records_written) if run else "-",
-                "\n".join(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}" for c in cursors) or "-",
+                str(run.records_written) if run else "-")),
+                Text("\n").join(cell(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}") for c in cursors) or "-",
                 "-" if backlog is None else str(backlog),
-                str(dead),
-            )
+                str(dead))
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
     console.print(table)
@@ -261,16 +375,33 @@ def status(config_path: Path | None) -> None:
         open_dead = session.exec(select(DeadLetter.job, func.count()).where(DeadLetter.status == "open")
                                  .group_by(DeadLetter.job)).all()
     if open_dead:
-        console.print("[yellow]dead letters[/yellow] " + ", ".join(f"{job}: {count}" for job, count in open_dead)
+        console.print("[yellow]dead letters[/yellow] " + ", ".join(f"{markup(job)}: {count}" for job, count in open_dead)
                       + " open — `closedloop dead-letters list`", highlight=False)
     for note in notes:
-        console.print(f"[red]last failure[/red] {note}", highlight=False)
+        console.print(f"[red]last failure[/red] {markup(note)}", highlight=False)
+    console.print(_remotes_table(config, store, now))
+
+
+def _remotes_table(config: Config, store: Store, now: datetime) -> Table:
+    """Per remote: paused or not (and until when), allowance used, last error."""
+    from sync.ops.remotes import Remotes
+
     with store.session(readonly=True) as session:
-        budgets = session.exec(select(ApiBudget).order_by(ApiBudget.system)).all()
-    for budget in budgets:
-        style = "red" if budget.paused else "green"
-        console.print(f"[{style}]API budget[/{style}] {budget.system}: {budget.description} "
-                      f"({_ago(now, budget.updated_at)})", highlight=False)
+        budgets = {budget.system: budget for budget in session.exec(select(ApiBudget)).all()}
+    enabled = [name for name in ("salesforce", "hubspot", "ga4") if getattr(config.settings, name).enabled]
+    table = Table(title="remotes", title_justify="left")
+    for column in ("remote", "state", "allowance used", "last error", "paused until"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("remote", "state"))
+    for remote in Remotes(store).states([*enabled, *budgets]):
+        budget = budgets.get(remote.name)
+        state = f"[red]paused: {remote.reason}[/red]" if remote.paused else "[green]ok[/green]"
+        allowance = (f"{budget.used}/{budget.total} ({budget.used / budget.total:.0%}; pauses at {budget.share:.0%}), "
+                     f"{_ago(now, budget.updated_at)}") if budget and budget.total and budget.used is not None else "-"
+        error = cell(f"{remote.message} ({_ago(now, remote.last_error_at)})") if remote.message and remote.last_error_at \
+            else "-"
+        until = f"{remote.paused_until:%Y-%m-%d %H:%M:%S} UTC" if remote.paused and remote.paused_until else "-"
+        table.add_row(remote.name, state, allowance, error, until)
+    return table
 
 
 def _print_triggers(console: Console, config: Config, store: Store, now: datetime) -> None:
@@ -344,7 +475,11 @@ def backfill(config_path: Path | None, crm: str, since: datetime | None, restart
             result = job.run(on_start=lambda name, total: tasks.setdefault(name, progress.add_task(
                                  f"{crm} {name}", total=total)),
                              on_page=lambda name, n: progress.advance(tasks[name], n))
-    except (StopRequested, KeyboardInterrupt):
+    except StopRequested:  # asked to stop (SIGTERM, Ctrl-C): a clean stop is a success
+        console.print("backfill stopped after the current page; every page up to it is saved: run the same "
+                      "command again to resume", highlight=False)
+        return
+    except KeyboardInterrupt:
         _fail("backfill interrupted; every page up to the last one is saved: run the same command again to resume",
               EXIT_FAILED)
     except EnrichRunning as exc:
@@ -384,9 +519,9 @@ def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool,
     now = datetime.now(timezone.utc)
     click.echo(f"{total} dead letter(s)" + (f", newest {limit} shown" if total > limit else "") + ":")
     for row in rows:  # two lines each: the reason is often long and must not be folded away
-        click.echo(f"#{row.id}  {_ago(now, row.created_at)}  {row.job}  {row.crm} {row.object} {row.record_id}  "
-                   f"{row.code}  [{row.status}]")
-        click.echo(f"    {row.message}")
+        click.echo(plain(f"#{row.id}  {_ago(now, row.created_at)}  {row.job}  {row.crm} {row.object} {row.record_id}  "
+                         f"{row.code}  [{row.status}]"))
+        click.echo(f"    {plain(row.message)}")
     click.echo("retry with `closedloop dead-letters retry ID...` once the cause is fixed, "
                "or close with `closedloop dead-letters drop ID...`")
 
@@ -454,65 +589,86 @@ def forget(config_path: Path | None, email: str) -> None:
 
 @main.command()
 @config_option
-@click.argument("visitor_id")
-def explain(config_path: Path | None, visitor_id: str) -> None:
-    """Print a visitor's journey (all their devices) and why each session got its channel."""
-    from sync.capture.stitching import find_person, touchpoints_for
-    from sync.journey.compute import explain as explain_journey
-    from sync.journey.hits import journey_settings, to_hit
+@click.argument("who")
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal.")
+def explain(config_path: Path | None, who: str, wide: bool) -> None:
+    """Explain one person: WHO is a visitor id, an email, or a Salesforce/HubSpot record id
+    (lead, contact, opportunity, deal). Prints their devices, every session with the channel
+    rule it matched, and each CRM record's variables with the value last written and when."""
+    from sync.journey.hits import journey_settings
+    from sync.ops.connections import Connections
+    from sync.reports.explain import explain_person
+    from sync.reports.terminal import print_explanation
 
     config, store = boot(config_path, remote=False)
     with store.session(readonly=True) as session:
-        person = find_person(session, visitor_ids=[visitor_id])
-        hits = [to_hit(row) for row in touchpoints_for(session, person.visitor_ids)]
-    if not hits:
-        raise ClosedloopError(f"no visitor {visitor_id!r} in {store.safe_url}")
-    console = Console()
-    devices = ", ".join(sorted(person.visitor_ids))
-    console.print(f"Journey of visitor {visitor_id} — {len(person.visitor_ids)} device(s): {devices}"
-                  + (" (capped)" if person.truncated else ""), highlight=False)
-    table = Table(show_lines=True)
-    for column in ("#", "started (UTC)", "device", "landing page", "pages", "source / medium", "campaign",
-                   "channel", "why"):
-        table.add_column(column, overflow="fold")
-    for number, entry in enumerate(explain_journey(hits, journey_settings(config)), start=1):
-        table.add_row(str(number), entry.start.strftime("%Y-%m-%d %H:%M"), entry.visitor_id, entry.landing_page or "-",
-                      str(entry.pageviews), f"{entry.source} / {entry.medium}", entry.campaign or "-",
-                      f"{entry.channel}\n[dim]rule {entry.rule}[/dim]",
-                      f"{entry.source_reason};\n{entry.rule_reason}")
-    console.print(table)
+        found = explain_person(session, who, journey_settings(config))
+    connections = Connections(config)
+    variables: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for crm in {record.crm for record in found.records}:
+        try:
+            mapping = connections.mapping(crm)
+        except ClosedloopError as exc:  # still show what was written, field by field
+            log.warning("cannot name the variables of %s fields: %s", crm, exc)
+            continue
+        for name, objects in mapping.objects.items():
+            variables[(crm, name)] = [(item.variable, item.field) for item in objects.fields]
+    print_explanation(Console(), found, variables, wide=wide)
 
 
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".sandbox"),
-              show_default=True, help="Where the emulators keep their TLS files and keys.")
+              show_default=True, help="Where the emulators keep their TLS files and keys, and the config and "
+                                      "state database for closedloop go.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", "ports", type=int, nargs=3, default=(8701, 8702, 8703), show_default=True,
               help="Ports for Salesforce (HTTPS), HubSpot and GA4.")
-def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int]) -> None:
-    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, and say how to use them."""
+@click.option("--collector-port", type=click.IntRange(1, 65535), default=8700, show_default=True,
+              help="The port the written config gives closedloop's collector.")
+@click.option("--seed", "people", type=click.IntRange(min=0), default=36, show_default=True,
+              help="How many simulated buyers visit the site once `closedloop run` is up (0: none).")
+def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int], collector_port: int, people: int) -> None:
+    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, write a config for them,
+    and say how to run closedloop against them. With --seed, buyers browse the site through the
+    collector, become leads, and win deals, so closedloop has something to do."""
+    import shlex
     import signal
     import threading
 
+    from sandbox.seed import SITE_ORIGIN, Seeder
     from sandbox.suite import SandboxSuite
 
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
     suite = SandboxSuite.start(data_dir, host=host, ports=ports)
     config_path = data_dir / "closedloop.toml"
     webhook_port = 8704  # the daemon's webhook receiver ([webhooks] port), where the HubSpot app posts
-    config_path.write_text(suite.config(state_url=f"sqlite:///{(data_dir / 'closedloop.db').resolve()}",
-                                        webhook_port=webhook_port))
+    config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
+                                        site_origin=(SITE_ORIGIN, "http://localhost:8000"), config_dir=data_dir,
+                                        schedule={"enrich_seconds": 5, "revenue_seconds": 10,
+                                                  "lifecycle_seconds": 10}, webhook_port=webhook_port))
     suite.set_webhook_target(f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
+    config = shlex.quote(str(config_path))
     click.echo(f"Salesforce  {suite.salesforce.url}   (login and instance URL; CA {suite.salesforce.ca_path})")
     click.echo(f"HubSpot     {suite.hubspot.url}")
     click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id})")
     click.echo(f"Triggers    Salesforce change events at {suite.pubsub_endpoint}; HubSpot webhooks to "
                f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
-    click.echo(f"\nA config pointing at them: {config_path}\nIts secrets, for your shell:")
+    click.echo(f"\nA config pointing at them: {config_path}\nIn another terminal, from any folder, run:\n")
     for name, value in suite.environment().items():
-        click.echo(f"  export {name}={value}")
-    click.echo(f"\nthen: closedloop migrate --config {config_path} && closedloop run --config {config_path}")
-    click.echo("Ctrl-C stops the sandbox.")
+        click.echo(f"  export {name}={shlex.quote(value)}")
+    click.echo(f"  closedloop migrate --config {config}")
+    click.echo(f"  closedloop fields create --config {config}")
+    click.echo(f"  closedloop run --config {config}")
+    click.echo(f"\nthen, in a third: closedloop report --config {config}   (and status, explain EMAIL, "
+               "dead-letters list)")
     stop = threading.Event()
+    if people:
+        click.echo(f"\nOnce `closedloop run` is up, {people} simulated buyers visit the site through its collector, "
+                   "become leads and win deals (--seed 0: none).")
+        Seeder(suite, f"http://127.0.0.1:{collector_port}", people=people, seed=17, stop=stop,
+               say=lambda line: click.echo(line)).start()
+    click.echo("Ctrl-C stops the sandbox.")
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
@@ -536,9 +692,10 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
     config, store = boot(config_path)
     sender = Connections(config).ga4()
     with store.session(readonly=True) as session:
-        events = session.exec(select(OutboxEvent).where(OutboxEvent.status == "pending")
+        ga4_rows = select(OutboxEvent).where(OutboxEvent.destination == "ga4")
+        events = session.exec(ga4_rows.where(OutboxEvent.status == "pending")
                               .order_by(OutboxEvent.id).limit(sample)).all() or \
-            session.exec(select(OutboxEvent).order_by(OutboxEvent.id.desc()).limit(sample)).all()
+            session.exec(ga4_rows.order_by(OutboxEvent.id.desc()).limit(sample)).all()
     if not events:
         click.echo("the outbox is empty: nothing to validate yet")
         return
@@ -555,10 +712,10 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
         problems += 1
         click.echo(f"FAIL  {label}")
         for problem in local:
-            click.echo(f"        local: {problem}")
+            click.echo(f"        local: {plain(problem)}")
         for message in remote:
-            click.echo(f"        GA4 {message.get('validationCode')}: {message.get('fieldPath', '')} "
-                       f"{message.get('description')}")
+            click.echo(plain(f"        GA4 {message.get('validationCode')}: {message.get('fieldPath', '')} "
+                             f"{message.get('description')}"))
     click.echo(f"{len(events) - problems} of {len(events)} event(s) valid")
     if problems:
         raise ClosedloopError(f"{problems} event(s) would be rejected or dropped by GA4")
@@ -570,21 +727,32 @@ def ga4_validate(config_path: Path | None, sample: int) -> None:
 @click.option("--model", type=click.Choice(["first_click", "last_click", "linear", "time_decay", "position",
                                             "w_shaped"]), default="first_click", show_default=True,
               help="How revenue is shared among a deal's touches.")
-@click.option("--half-life", "half_life", type=float, default=7.0, show_default=True,
-              help="Days; for the time_decay model.")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="From this day (UTC).")
-@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC).")
+@click.option("--half-life", "half_life", type=click.FloatRange(min=0, min_open=True), default=7.0,
+              show_default=True, help="Days; for the time_decay model.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First day (UTC) of the period: visitors by first visit, leads and opportunities by creation, "
+                   "won deals by close date.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day (UTC) of the period, included.")
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--wide", is_flag=True, help="Show every column, however narrow the terminal.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report with charts to this file.")
-def report(config_path: Path | None, kind: str, model: str, half_life: float, since, until, output: str,
+def report(config_path: Path | None, kind: str, model: str, half_life: float, since, until, output: str, wide: bool,
            html_path: Path | None) -> None:
     """Revenue and pipeline by channel, source, campaign and keyword."""
     from datetime import timedelta
 
     from sync.journey.hits import journey_settings
     from sync.reports.build import pipeline_report, source_report, to_csv, to_json
+    from sync.reports.reconcile import conversion_counts
+    from sync.reports.terminal import print_conversions, print_pipeline, print_source_report
 
+    today = datetime.now(timezone.utc).date()
+    if since and until and since > until:
+        _fail(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}: the period would be empty", EXIT_CONFIG)
+    if since and since.date() > today:
+        _fail(f"--since {since:%Y-%m-%d} is in the future: the period holds no data yet", EXIT_CONFIG)
     config, store = boot(config_path, remote=False)
     since = since.replace(tzinfo=timezone.utc) if since else None
     until = until.replace(tzinfo=timezone.utc) + timedelta(days=1) if until else None
@@ -593,6 +761,7 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
         sources = source_report(session, settings, model=model, half_life=timedelta(days=half_life), since=since,
                                 until=until)
         pipeline = pipeline_report(session, settings, since=since, until=until)
+        conversions = conversion_counts(session, since, until)
     if html_path:
         from sync.reports.html import render_html
 
@@ -600,42 +769,50 @@ def report(config_path: Path | None, kind: str, model: str, half_life: float, si
     if output == "csv":
         click.echo(to_csv(sources), nl=False)
     elif output == "json":
-        click.echo(to_json(sources, pipeline))
+        click.echo(json.dumps({**json.loads(to_json(sources, pipeline)), "ad_conversions": conversions}, indent=2))
     else:
-        _print_report(sources, pipeline, kind)
+        if kind == "pipeline":
+            print_pipeline(Console(), pipeline, wide=wide)
+        else:
+            print_source_report(Console(), sources, wide=wide)
+        print_conversions(Console(), conversions, wide=wide)
     if html_path:
         click.echo(f"HTML report: {html_path.resolve()}", err=output != "table")
 
 
-def _print_report(sources, pipeline, kind: str) -> None:
-    from sync.reports.build import source_rows
+@main.command()
+@config_option
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="From this day (UTC); default 30 days ago.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Up to this day (UTC); default today.")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--wide", is_flag=True, help="Every column, however wide the terminal.")
+def reconcile(config_path: Path | None, since, until, output: str, wide: bool) -> None:
+    """Won revenue and stages in the CRM beside what closedloop sent and what GA4 and Google Ads received,
+    every difference explained."""
+    from datetime import timedelta
 
-    console = Console(width=max(Console().width, 160))  # wide tables: don't squeeze them into 80 columns
-    if kind == "pipeline":
-        table = Table(title=f"Pipeline by stage and first-click channel ({pipeline.currency})", title_justify="left")
-        table.add_column("channel")
-        for stage in pipeline.stages:
-            table.add_column(stage, justify="right")
-        for channel in sorted({c for c, _ in pipeline.cells}):
-            cells = [pipeline.cells.get((channel, stage)) for stage in pipeline.stages]
-            table.add_row(channel, *[f"{c[0]} · {c[1]:,.0f}" if c else "–" for c in cells])
-        console.print(table)
+    from sync.jobs.readback import read_back
+    from sync.journey.hits import journey_settings
+    from sync.ops.connections import Connections
+    from sync.reports.reconcile import reconcile as build
+    from sync.reports.terminal import print_reconcile
+
+    if since and until and since > until:
+        _fail(f"--since {since:%Y-%m-%d} is after --until {until:%Y-%m-%d}: the period would be empty", EXIT_CONFIG)
+    config, store = boot(config_path, remote=False)  # a destination whose secret is missing is noted, not fatal
+    today = datetime.now(timezone.utc).date()
+    start = since.date() if since else today - timedelta(days=30)
+    end = until.date() if until else today
+    readback = read_back(config, Connections(config), store, start, end)
+    actions = {stage: c.conversion_action_id for stage, c in config.settings.google_ads.conversions.items()}
+    with store.session(readonly=True) as session:
+        result = build(session, journey_settings(config), start, end, readback, stage_actions=actions,
+                       ga4_delay_hours=config.settings.ga4.data_api.processing_delay_hours)
+    if output == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
         return
-    table = Table(title=f"Revenue by source — {sources.model.replace('_', ' ')} model ({sources.currency})",
-                  title_justify="left")
-    for column in ("channel", "source", "campaign", "keyword"):
-        table.add_column(column, overflow="fold")
-    for column in ("visitors", "leads", "form", "call", "chat", "opps", "won", "revenue", "v→lead", "ROAS"):
-        table.add_column(column, justify="right")
-    for row in source_rows(sources):
-        rate = row["visitor_to_lead"]
-        table.add_row(row["channel"], row["source"], row["campaign"], row["term"], str(row["visitors"]),
-                      str(row["leads"]), str(row["form"]), str(row["call"]), str(row["chat"]),
-                      str(row["opportunities"]), str(row["won"]), f"{Decimal(row['revenue']):,.2f}",
-                      "–" if rate is None else f"{rate:.1%}", row["roas"] or "–")
-    console.print(table)
-    for currency, value in sources.other_currencies.items():
-        console.print(f"also {value:,.2f} {currency} of won revenue in {currency} (not converted)")
+    print_reconcile(Console(), result, wide=wide)
 
 
 @main.group()
@@ -661,7 +838,8 @@ def spend_import(config_path: Path | None, path: Path) -> None:
 @main.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".closedloop-demo"), show_default=True,
-              help="Where the demo keeps its config, state database and report (emptied first).")
+              help="Where the demo keeps its config, state database and report: a new or empty folder, or one "
+                   "an earlier demo made (emptied first).")
 @click.option("--people", default=400, show_default=True, help="How many simulated buyers visit the site.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: the same seed, the same demo.")
 def demo(directory: Path, people: int, seed: int) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from adapters.errors import ConfigError
+from adapters.salesforce_auth import documented_audience
 
 DEFAULT_CONFIG_NAME = "closedloop.toml"
 
@@ -91,6 +92,14 @@ class JourneySection(Section):
     match_wait_hours: Annotated[float, Field(ge=0)] = 24.0
 
 
+class GA4DataApiSection(Section):
+    """Reading GA4 back (``closedloop reconcile``) through the GA4 Data API; credentials from [google_auth]."""
+
+    property_id: Annotated[str, Field(pattern=r"^(\d{1,20})?$")] = ""
+    endpoint: Url = "https://analyticsdata.googleapis.com"
+    processing_delay_hours: Annotated[float, Field(ge=0, le=168)] = 48.0
+
+
 class GA4Section(Section):
     enabled: bool = False
     measurement_id: Annotated[str, Field(pattern=r"^(G-[A-Z0-9]{4,20})?$")] = ""
@@ -102,12 +111,85 @@ class GA4Section(Section):
     unattributed_deals: Literal["skip", "send"] = "skip"
     unattributed_client_id: Annotated[str, Field(pattern=r"^\d+\.\d+$")] = "1000000000.1000000000"
     send_user_id: bool = False
+    data_api: GA4DataApiSection = GA4DataApiSection()
+
+
+class GoogleAuthSection(Section):
+    """One Google identity for the Data Manager API and the GA4 Data API (a service account's key,
+    or an OAuth client and refresh token); ``token_uri`` may point elsewhere (the sandbox)."""
+
+    auth: Literal["service_account", "refresh_token"] = "service_account"
+    credentials_env: EnvName = "CLOSEDLOOP_GOOGLE_CREDENTIALS"
+    credentials_file: str = ""
+    client_id_env: EnvName = "CLOSEDLOOP_GOOGLE_CLIENT_ID"
+    client_secret_env: EnvName = "CLOSEDLOOP_GOOGLE_CLIENT_SECRET"
+    refresh_token_env: EnvName = "CLOSEDLOOP_GOOGLE_REFRESH_TOKEN"
+    token_uri: Url = "https://oauth2.googleapis.com/token"
+    ca_bundle: str = ""
+
+
+StageName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$")]
+
+
+class AdConsentPolicy(Section):
+    """What a destination does with people who gave no ad consent (Consent Mode ``ad_user_data``)."""
+
+    # true: a person with no recorded consent signal counts as not consenting (EEA/UK sites);
+    # false: as consenting (where the law asks for no consent banner).
+    required: bool = True
+    # "send_without_user_data": send the conversion with the click id only (no email, phone);
+    # "skip": send nothing at all for that person.
+    without_consent: Literal["send_without_user_data", "skip"] = "send_without_user_data"
+
+
+class GoogleAdsConversion(Section):
+    conversion_action_id: Annotated[str, Field(pattern=r"^\d{1,20}$")]
+    # won: send the deal's amount and currency as the conversion value
+    send_value: bool = True
+    # the conversion action's click-through window (Google allows at most 90 days)
+    click_through_days: Annotated[int, Field(ge=1, le=90)] = 90
+
+
+class GoogleAdsSection(Section):
+    enabled: bool = False
+    customer_id: Annotated[str, Field(pattern=r"^(\d{10})?$")] = ""
+    login_customer_id: Annotated[str, Field(pattern=r"^(\d{10})?$")] = ""
+    endpoint: Url = "https://datamanager.googleapis.com"
+    ca_bundle: str = ""
+    timeout_seconds: Seconds = 30.0
+    requests_per_minute: Annotated[int, Field(ge=1, le=300)] = 250
+    default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    conversions: dict[StageName, GoogleAdsConversion] = {}
+    consent: AdConsentPolicy = AdConsentPolicy()
+
+
+class MetaConversion(Section):
+    event_name: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_ -]+$")]
+    send_value: bool = True
+
+
+class MetaSection(Section):
+    enabled: bool = False
+    dataset_id: Annotated[str, Field(pattern=r"^(\d{1,20})?$")] = ""
+    access_token_env: EnvName = "CLOSEDLOOP_META_ACCESS_TOKEN"
+    app_secret_env: EnvName | Literal[""] = ""
+    graph_url: Url = "https://graph.facebook.com"
+    api_version: Annotated[str, Field(pattern=r"^v\d{2}\.0$")] = "v26.0"
+    test_event_code: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{0,40}$")] = ""
+    ca_bundle: str = ""
+    timeout_seconds: Seconds = 30.0
+    requests_per_minute: Annotated[int, Field(ge=1, le=600)] = 200
+    default_phone_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    attribution_days: Annotated[int, Field(ge=1, le=90)] = 28
+    conversions: dict[StageName, MetaConversion] = {}
+    consent: AdConsentPolicy = AdConsentPolicy(without_consent="skip")
 
 
 class SalesforceSection(Section):
     enabled: bool = False
     auth: Literal["client_credentials", "jwt", "refresh_token"] = "client_credentials"
     login_url: Url = "https://login.salesforce.com"
+    audience: Url | Literal[""] = ""
     instance_url: Url | Literal[""] = ""
     api_version: Annotated[str, Field(pattern=r"^\d{2,3}\.0$")] = "62.0"
     client_id_env: EnvName = "CLOSEDLOOP_SALESFORCE_CLIENT_ID"
@@ -159,8 +241,21 @@ class ScheduleSection(Section):
     safety_poll_seconds: Seconds = 900.0
     revenue_seconds: Seconds = 300.0
     lifecycle_seconds: Seconds = 300.0
+    conversions_seconds: Seconds = 300.0
     housekeeping_seconds: Seconds = 3600.0
     misfire_grace_seconds: Seconds = 300.0
+
+
+class RemotesSection(Section):
+    down_pause_seconds: Seconds = 60.0
+    auth_pause_seconds: Seconds = 300.0
+    budget_pause_seconds: Seconds = 900.0
+    max_pause_seconds: Seconds = 3600.0
+
+
+class HealthSection(Section):
+    max_consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    max_paused_minutes: Annotated[float, Field(gt=0)] = 60.0
 
 
 class SalesforceLifecycle(Section):
@@ -199,7 +294,12 @@ class Settings(Section):
     salesforce: SalesforceSection = SalesforceSection()
     hubspot: HubSpotSection = HubSpotSection()
     webhooks: WebhooksSection = WebhooksSection()
+    google_auth: GoogleAuthSection = GoogleAuthSection()
+    google_ads: GoogleAdsSection = GoogleAdsSection()
+    meta: MetaSection = MetaSection()
     schedule: ScheduleSection = ScheduleSection()
+    remotes: RemotesSection = RemotesSection()
+    health: HealthSection = HealthSection()
     lifecycle: LifecycleSection = LifecycleSection()
     logging: LoggingSection = LoggingSection()
 
@@ -263,13 +363,25 @@ def required_secrets(settings: Settings) -> list[tuple[str, str, str]]:
         needed.append(("ga4", "api_secret_env", "the Measurement Protocol API secret"))
     sf = settings.salesforce
     if sf.enabled:
-        needed.append(("salesforce", "client_id_env", "the connected app's consumer key"))
+        needed.append(("salesforce", "client_id_env", "the External Client App's consumer key"))
         if sf.auth in ("client_credentials", "refresh_token"):
-            needed.append(("salesforce", "client_secret_env", "the connected app's consumer secret"))
+            needed.append(("salesforce", "client_secret_env", "the External Client App's consumer secret"))
         if sf.auth == "refresh_token":
             needed.append(("salesforce", "refresh_token_env", "the OAuth refresh token"))
         if sf.auth == "jwt" and not sf.private_key_file:
             needed.append(("salesforce", "private_key_env", "the PEM private key for the JWT bearer flow"))
+    if settings.google_ads.enabled or settings.ga4.data_api.property_id:
+        google = settings.google_auth
+        if google.auth == "service_account" and not google.credentials_file:
+            needed.append(("google_auth", "credentials_env", "the service account's JSON key"))
+        elif google.auth == "refresh_token":
+            needed.extend([("google_auth", "client_id_env", "the OAuth client id"),
+                           ("google_auth", "client_secret_env", "the OAuth client secret"),
+                           ("google_auth", "refresh_token_env", "the OAuth refresh token")])
+    if settings.meta.enabled:
+        needed.append(("meta", "access_token_env", "the Conversions API access token of the dataset"))
+        if settings.meta.app_secret_env:
+            needed.append(("meta", "app_secret_env", "the Meta app secret (for appsecret_proof)"))
     hs = settings.hubspot
     if hs.enabled:
         if hs.auth == "private_app":
@@ -283,15 +395,42 @@ def required_secrets(settings: Settings) -> list[tuple[str, str, str]]:
     return needed
 
 
+def conversion_stages(settings: Settings) -> set[str]:
+    """The stage names a destination may map: ``won`` and every GA4 lead event the lifecycle
+    tables name (``qualify_lead``, ``close_convert_lead``...), which are what CRM stages mean."""
+    sf, hs = settings.lifecycle.salesforce, settings.lifecycle.hubspot
+    names = {"won", *sf.lead_status.values(), sf.converted, sf.lost_opportunity,
+             *hs.lifecycle_stage.values(), *hs.lead_status.values(), *hs.deal_stage.values()}
+    return {name for name in names if name}
+
+
 def _cross_checks(settings: Settings) -> list[tuple[tuple[str, ...], str]]:
     """Rules that span keys; each problem is (location, message)."""
     problems: list[tuple[tuple[str, ...], str]] = []
     if settings.ga4.enabled and not settings.ga4.measurement_id:
         problems.append((("ga4", "measurement_id"), "required when [ga4] enabled = true (e.g. \"G-ABC123XYZ\")"))
+    stages = conversion_stages(settings)
+    for section, destination in (("google_ads", settings.google_ads), ("meta", settings.meta)):
+        for stage in destination.conversions:
+            if stage not in stages:
+                problems.append(((section, "conversions", stage), f"unknown stage {stage!r}: expected \"won\" or an "
+                                 f"event name of [lifecycle.*] ({', '.join(sorted(stages - {'won'}))})"))
+        if destination.enabled and not destination.conversions:
+            problems.append(((section, "conversions"), "no stage is mapped to a conversion: add e.g. "
+                             f"[{section}.conversions.won]"))
+    if settings.google_ads.enabled and not settings.google_ads.customer_id:
+        problems.append((("google_ads", "customer_id"), "required when [google_ads] enabled = true: the 10-digit "
+                         "Google Ads account that owns the conversion actions (no dashes)"))
+    if settings.meta.enabled and not settings.meta.dataset_id:
+        problems.append((("meta", "dataset_id"), "required when [meta] enabled = true: the dataset (pixel) id"))
     sf = settings.salesforce
     if sf.enabled:
         if not sf.login_url.startswith("https://"):
             problems.append((("salesforce", "login_url"), "Salesforce only speaks HTTPS: expected https://..."))
+        if sf.audience and not documented_audience(sf.audience):
+            problems.append((("salesforce", "audience"), "a My Domain URL is not a documented JWT audience: use "
+                             "https://login.salesforce.com, https://test.salesforce.com (sandboxes) or your Experience "
+                             "Cloud site's URL; the token request still goes to login_url"))
         if sf.auth == "jwt" and not sf.username:
             problems.append((("salesforce", "username"), "required for auth = \"jwt\" (the integration user's username)"))
         if sf.auth == "client_credentials" and re.match(r"^https://(login|test)\.salesforce\.com/?$", sf.login_url):
@@ -380,12 +519,20 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
 
 def _pattern_hint(loc: tuple[str, ...]) -> str:
     key = loc[-1] if loc else ""
+    if loc[:1] == ("meta",) and key == "api_version":
+        return "expected a Graph API version like \"v26.0\""
     hints = {
         "measurement_id": "expected a GA4 measurement id like \"G-ABC123XYZ\"",
         "api_version": "expected an API version like \"62.0\" (no leading v)",
         "unattributed_client_id": "expected a GA client id like \"1000000000.1000000000\" (two numbers joined by a dot)",
         "allowed_origins": "expected origins like \"https://www.example.com\" (scheme and host, no path)",
         "pubsub_endpoint": "expected host:port, like \"api.pubsub.salesforce.com:7443\"",
+        "customer_id": "expected a 10-digit Google Ads customer id without dashes, like \"1234567890\"",
+        "login_customer_id": "expected a 10-digit Google Ads customer id without dashes, like \"1234567890\"",
+        "conversion_action_id": "expected the numeric id of a Google Ads conversion action, like \"123456789\"",
+        "dataset_id": "expected the numeric Meta dataset (pixel) id",
+        "property_id": "expected the numeric GA4 property id (Admin → Property details), not the G- measurement id",
+        "default_phone_region": "expected a two-letter ISO 3166 region code like \"US\"",
     }
     if key in hints or (len(loc) > 1 and loc[-2] in hints):
         return hints.get(key) or hints[loc[-2]]

@@ -206,3 +206,17 @@ def world(tmp_path):
     world.create_fields()
     yield world
     world.close()
+
+
+@pytest.fixture
+def ads(tmp_path):
+    """The sandbox suite with the Google Ads and Meta emulators on one movable clock, fields created
+    (``tests/ads_support.py``)."""
+    from ads_support import AdsWorld
+
+    world = AdsWorld(tmp_path)
+    try:
+        world.create_fields()
+        yield world
+    finally:
+        world.close()

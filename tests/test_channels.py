@@ -91,6 +91,15 @@ CASES = [
     ("partner", "organic", "", "organic_search", "medium organic, source on no list"),
     ("partner", "Organic", "", "organic_search", "case is not enforced"),
     ("partner", "organic-social", "", "unassigned", "exactly organic"),
+    # AI Assistant (GA4, from 2026-05-13; closedloop's rule text and host list, data/ai_assistants.toml)
+    ("chatgpt.com", "referral", "", "ai_assistant", "a listed host with medium referral: before Referral"),
+    ("partner", "ai-assistant", "", "ai_assistant", "medium ai-assistant, as GA4 rewrites it"),
+    ("chatgpt.com", "(not set)", "", "ai_assistant", "utm_source=chatgpt.com without a medium"),
+    ("Claude.ai", "(none)", "", "ai_assistant", "case is not enforced; medium (none)"),
+    ("www.perplexity.ai", "referral", "", "ai_assistant", "a subdomain of a listed host"),
+    ("chatgpt.com", "email", "", "email", "an explicit medium wins: only referral, (none) or (not set)"),
+    ("chatgpt.com", "cpc", "", "paid_other", "a paid medium is matched long before"),
+    ("notchatgpt.com", "referral", "", "referral", "a host that merely ends like a listed one"),
     # Referral: Medium is one of ("referral", "app", or "link")
     ("blog.example.org", "referral", "", "referral", "referral"),
     ("partner", "app", "", "referral", "app"),
@@ -139,10 +148,10 @@ def test_ga4_rule(source, medium, campaign, rule_id, why):
 
 
 def test_every_rule_is_reproduced_and_in_googles_order():
-    """The 19 channels in the order of Google's table, each exercised by at least one row."""
+    """The 20 channels in the order of Google's table, each exercised by at least one row."""
     assert CHANNELS == ("Direct", "Cross-network", "Paid Shopping", "Paid Search", "Paid Social", "Paid Video",
                         "Display", "Paid Other", "Organic Shopping", "Organic Social", "Organic Video",
-                        "Organic Search", "Referral", "Email", "Affiliates", "Audio", "SMS",
+                        "Organic Search", "AI Assistant", "Referral", "Email", "Affiliates", "Audio", "SMS",
                         "Mobile Push Notifications", "Unassigned")
     assert {rule.id for rule in RULES} == {case[3] for case in CASES}
 
@@ -179,3 +188,37 @@ def test_the_shipped_source_list():
 def test_never_raises_and_always_names_a_known_rule(source, medium, campaign, platform, google_click):
     match = classify(source, medium, campaign, source_platform=platform, has_google_click_id=google_click)
     assert match.channel in CHANNELS and RULES_BY_ID[match.rule].channel == match.channel and match.reason
+
+
+def test_ai_assistant_applies_from_the_day_ga4_added_it():
+    """GA4's AI Assistant channel is forward-only (realtime-and-auth.md §4.1): an older session
+    from chatgpt.com stays Referral, and the reason says why."""
+    from datetime import datetime, timezone
+
+    from sync.journey.channels import ai_assistants
+
+    assistants = ai_assistants()
+    before = datetime(2026, 5, 12, 23, 59, tzinfo=timezone.utc)
+    on = datetime(2026, 5, 13, 0, 0, tzinfo=timezone.utc)
+    assert str(assistants.effective_date) == "2026-05-13"
+    assert classify("chatgpt.com", "referral", at=on).rule == "ai_assistant"
+    old = classify("chatgpt.com", "referral", at=before)
+    assert old.rule == "referral" and "ChatGPT counts as AI Assistant only from 2026-05-13" in old.reason
+    assert classify("partner", "ai-assistant", at=before).rule == "unassigned"
+
+
+def test_the_data_files_name_their_sources_and_dates():
+    """Every list closedloop classifies by is a data file that says where it comes from and when."""
+    import tomllib
+    from importlib import resources
+
+    data = resources.files("sync.journey") / "data"
+    for name in ("ai_assistants.toml", "search_engines.toml"):
+        content = tomllib.loads((data / name).read_text(encoding="utf-8"))
+        assert content["sources"] and content["as_of"], name
+    hosts = tomllib.loads((data / "ai_assistants.toml").read_text())["host"]
+    assert {"chatgpt.com", "gemini.google.com", "claude.ai"} <= {entry["host"] for entry in hosts}
+    assert all(entry["evidence"] for entry in hosts)
+    sources = (data / "SOURCES.md").read_text()
+    for name in ("ga4_source_categories.csv", "ai_assistants.toml", "search_engines.toml"):
+        assert f"## `{name}`" in sources

@@ -1,6 +1,7 @@
 """Config loading: precise errors that name file, line and key, and never echo a secret."""
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -201,8 +202,69 @@ def test_relative_paths_are_relative_to_the_config_file(write_config, tmp_path, 
     assert config.database_url == f"sqlite:///{tmp_path / 'data' / 'state.db'}"
 
 
+def test_every_path_in_a_config_is_read_from_the_configs_folder(write_config, tmp_path, monkeypatch):
+    """The mapping file, the CA bundle and the JWT key, like the SQLite file: relative to the
+    config, wherever closedloop is started (the sandbox's config relies on it)."""
+    from sync.ops.connections import DEFAULT_MAPPINGS, Connections
+
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "sf.toml").write_text((DEFAULT_MAPPINGS / "salesforce.toml").read_text())
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("not checked until a connection is made")
+    path = write_config("""
+        [salesforce]
+        enabled = true
+        login_url = "https://example.my.salesforce.com"
+        ca_bundle = "certs/ca.pem"
+        mapping = "maps/sf.toml"
+    """)
+    monkeypatch.chdir("/")
+    connections = Connections(load_config(path, environ={"CLOSEDLOOP_SALESFORCE_CLIENT_ID": "id",
+                                                         "CLOSEDLOOP_SALESFORCE_CLIENT_SECRET": "secret"}))
+    assert connections.mapping("salesforce").path == str(tmp_path / "maps" / "sf.toml")
+    assert connections.adapter("salesforce").http.verify == str(tmp_path / "certs" / "ca.pem")
+
+
 def test_no_file_means_built_in_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(None, environ={})
     assert config.path is None and config.settings == Settings()
     assert config.database_url == f"sqlite:///{tmp_path / 'state' / 'closedloop.db'}"
+
+
+def test_ad_platform_sections_name_the_stage_and_the_missing_keys(write_config):
+    path = write_config("""
+        [google_ads]
+        enabled = true
+        [google_ads.conversions.qualified]
+        conversion_action_id = "12"
+        """)
+    lines = problems(path)
+    assert any(re.search(r"\.toml:\d+: \[google_ads\.conversions\] qualified: unknown stage 'qualified': expected "
+                         r"\"won\" or an event name of \[lifecycle\.\*\]", line) for line in lines), lines
+    assert any(re.search(r"\.toml:\d+: \[google_ads\] customer_id: required when \[google_ads\] enabled = true", line)
+               for line in lines), lines
+    [line] = problems(write_config('[meta]\napi_version = "26.0"\n'))
+    assert line.endswith(':2: [meta] api_version: expected a Graph API version like "v26.0"')
+
+
+def test_ad_platform_secrets_are_required_only_when_enabled(write_config):
+    path = write_config("""
+        [google_ads]
+        enabled = true
+        customer_id = "1234567890"
+        [google_ads.conversions.won]
+        conversion_action_id = "987"
+        [meta]
+        enabled = true
+        dataset_id = "123"
+        [meta.conversions.won]
+        event_name = "Purchase"
+        """)
+    lines = problems(path)
+    assert any("[google_auth] credentials_env: environment variable CLOSEDLOOP_GOOGLE_CREDENTIALS is not set" in line
+               for line in lines)
+    assert any("[meta] access_token_env: environment variable CLOSEDLOOP_META_ACCESS_TOKEN is not set" in line
+               for line in lines)
+    config = load_config(path, environ={"CLOSEDLOOP_GOOGLE_CREDENTIALS": SECRET, "CLOSEDLOOP_META_ACCESS_TOKEN": SECRET})
+    assert config.settings.meta.consent.without_consent == "skip"

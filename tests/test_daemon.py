@@ -41,7 +41,9 @@ def test_run_once_exit_codes(sqlite_config, write_config, tmp_path):
     # Not migrated yet: a setup problem someone must fix → 2, with the remedy in one line.
     result = closedloop("run", "--once", config=sqlite_config)
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("has no closedloop schema yet: run `closedloop migrate`")
+    assert result.stderr.strip() == (f"closedloop: error: no state database at {tmp_path / 'state.db'} (is --config "
+                                     "or [state] url right?): run `closedloop migrate` to create it")
+    assert not (tmp_path / "state.db").exists()  # refusing did not leave an empty database behind
     assert closedloop("migrate", config=sqlite_config).returncode == 0
     # Healthy: every job ok → 0.
     result = closedloop("run", "--once", config=sqlite_config)
@@ -199,3 +201,90 @@ def test_run_once_skips_a_job_another_instance_holds(postgres_url, write_config)
     result = closedloop("run", "--once", config=config)
     assert "housekeeping: ok" in result.stdout
     store.dispose()
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+@pytest.mark.parametrize("command", [["collector"], ["run"]])
+def test_long_running_commands_exit_0_on_sigterm_after_a_clean_stop(command, write_config, tmp_path):
+    """SIGTERM (systemd, docker stop, Kubernetes) stops cleanly: queued beacons are stored and
+    the process exits 0 — `closedloop collector` used to exit 143."""
+    import json
+
+    import requests
+    from support import DESKTOP_UA, free_port
+    from test_collector import beacon
+
+    from state.models import Touchpoint
+
+    port = free_port()
+    config = write_config(f"""
+        [state]
+        url = "sqlite:///{tmp_path / 'state.db'}"
+        [collector]
+        port = {port}
+    """)
+    closedloop("migrate", config=config)
+    process = subprocess.Popen([*CLOSEDLOOP, *command, "--config", str(config)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
+        response = requests.post(f"http://127.0.0.1:{port}/collect", data=json.dumps(beacon()), timeout=10,
+                                 headers={"Content-Type": "text/plain", "User-Agent": DESKTOP_UA})
+        assert response.status_code == 204
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.session(readonly=True) as session:
+        assert session.exec(select(func.count()).select_from(Touchpoint)).one() == 1
+    store.dispose()
+
+
+def test_backfill_exits_0_on_sigterm_and_resumes(tmp_path):
+    from support import World
+    from test_backfill import old_contacts
+
+    world = World(tmp_path, hubspot={"latency_seconds": 0.1})
+    try:
+        world.create_fields()
+        old_contacts(world, 600)
+        process = subprocess.Popen([*CLOSEDLOOP, "backfill", "--crm", "hubspot", "--config", str(world.config_path)],
+                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, **world.environ, "COLUMNS": "200"})
+        try:
+            deadline = time.monotonic() + 60
+            while not any(e["endpoint"] == "POST /crm/v3/objects/contacts/batch/update" and e["status"] == 200
+                          for e in world.hubspot.request_log()):
+                assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 0, stderr
+        assert "backfill stopped after the current page" in stdout and "Traceback" not in stderr
+        done = sum(1 for record in world.hubspot.store.records["contacts"].values()
+                   if record.properties.get("cl_first_click_source") == "google")
+        assert 0 < done < 600
+        again = subprocess.run([*CLOSEDLOOP, "backfill", "--crm", "hubspot", "--config", str(world.config_path)],
+                               cwd=REPO, capture_output=True, text=True, timeout=120,
+                               env={**os.environ, **world.environ, "COLUMNS": "200"})
+        assert again.returncode == 0 and "backfill done" in again.stdout
+    finally:
+        world.close()

@@ -92,7 +92,8 @@ def test_events_left_in_flight_by_a_killed_drain_are_settled_safely(world):
     sender = world.connections.ga4()
     sender.policy = replace(sender.policy, sleep=lambda seconds: None)  # retries without waiting
     world.ga4.fail_next(sender.policy.attempts, 503)  # every retry fails: the drain stops, both queued
-    world.run("revenue")
+    assert world.run("revenue", expect="paused").result.remotes["ga4"].status == "paused"
+    world.runner.remotes.resume("ga4")  # as when its pause is over and GA4 answers the probe
     with world.store.session() as session:  # as if killed after claiming them, before GA4 answered
         for event in session.exec(select(OutboxEvent).where(OutboxEvent.status == "pending")).all():
             event.status = "sending"

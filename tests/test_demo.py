@@ -36,4 +36,29 @@ def test_the_demo_closes_the_loop_and_says_where_the_report_is(tmp_path):
     store.dispose()
     assert sent == summary["ga4_purchases"] == len(summary["won_deals"])
     html = (directory / "report.html").read_text()
-    assert html.count("<svg") >= 4
+    assert html.count("<svg") >= 5
+    # The summary and the report count the same visitors (people; linked devices count once).
+    report = subprocess.run([sys.executable, "-m", "sync.cli", "report", "--format", "json", "--config",
+                             "demo/closedloop.toml"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert report.returncode == 0, report.stderr
+    total = json.loads(report.stdout)["rows"][-1]
+    assert total["visitors"] == summary["visitors"] and summary["people"] <= summary["visitors"] <= summary["devices"]
+    assert f"closedloop counts {summary['visitors']} visitors" in " ".join(result.stdout.split())
+    assert Decimal(total["revenue"]) == Decimal(summary["crm_won_revenue"])
+    # Run again: the folder the demo made is emptied and reused.
+    again = subprocess.run([sys.executable, "-m", "sync.cli", "demo", "--dir", "demo", "--people", "10"],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_demo_never_empties_a_folder_it_did_not_make(tmp_path):
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("important")
+    result = subprocess.run([sys.executable, "-m", "sync.cli", "demo", "--dir", str(mine), "--people", "5"],
+                            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert result.stderr == (f"closedloop: error: demo --dir {mine}: the folder is not empty and was not made by "
+                             "`closedloop demo`, which would empty it; choose a new or empty folder\n")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "important"

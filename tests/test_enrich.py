@@ -110,3 +110,41 @@ def test_partial_failures_are_dead_lettered_and_the_rest_lands(world):
     with world.store.session(readonly=True) as session:
         [dead] = session.exec(select(DeadLetter)).all()
     assert (dead.crm, dead.record_id, dead.code) == ("salesforce", leads[1], "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+
+
+def test_a_deleted_hubspot_property_costs_three_calls_for_a_batch(world):
+    """Someone deletes a mapped property in HubSpot: the first batch write is refused as
+    PROPERTY_DOESNT_EXIST for every record; one schema re-read and one resend without it land
+    the rest (splitting the batch to find "the bad record" used to cost about 199 calls)."""
+    import requests
+
+    world.connections.adapter("hubspot").describe_fields("contacts")  # a running daemon has read the schema
+    emails = [f"gone{n}@x.example" for n in range(100)]
+    for n, email in enumerate(emails):
+        visit(world, f"visitor9{n:03d}", 5, "https://www.example.com/?utm_source=google&utm_medium=cpc",
+              kind="identify", email=email, ga=f"{n}.1700000000")
+    contacts = [world.hubspot.create("contacts", {"email": email}) for email in emails]
+    deleted = requests.delete(f"{world.hubspot.url}/crm/v3/properties/contacts/cl_first_click_channel", timeout=10,
+                              headers={"Authorization": f"Bearer {world.hubspot.credentials['access_token']}"})
+    assert deleted.status_code == 204
+    world.hubspot.reset_log()
+    outcome = world.run("enrich")
+    assert outcome.result.dead_letters == 0
+    writes = [e for e in world.hubspot.request_log() if e["endpoint"] in (
+        "POST /crm/v3/objects/contacts/batch/update", "GET /crm/v3/properties/contacts")]
+    assert [(e["endpoint"].split()[1].rsplit("/", 1)[-1], e["status"], len((e["body"] or {}).get("inputs", [])))
+            for e in writes] == [("update", 400, 100), ("contacts", 200, 0), ("update", 200, 100)]
+    assert all("cl_first_click_channel" not in item["properties"] for e in writes[2:] for item in e["body"]["inputs"])
+    record = world.hubspot.record("contacts", contacts[42])
+    assert record["cl_first_click_source"] == "google" and "cl_first_click_channel" not in record
+    with world.store.session(readonly=True) as session:
+        sync = session.get(LeadSync, ("hubspot", "contacts", contacts[42]))
+        assert "cl_first_click_channel" not in sync.written and sync.written["cl_first_click_source"] == "google"
+        assert session.exec(select(DeadLetter)).all() == []
+    world.hubspot.reset_log()
+    person = world.hubspot.create("contacts", {"email": emails[0].replace("gone0", "later")})
+    visit(world, "visitor9999", 1, "https://www.example.com/?utm_source=bing&utm_medium=cpc", kind="identify",
+          email=emails[0].replace("gone0", "later"), ga="999.1700000000")
+    world.run("enrich")  # later runs know the property is gone: no refused write at all
+    assert world.hubspot.record("contacts", person)["cl_first_click_source"] == "bing"
+    assert all(e["status"] < 400 for e in world.hubspot.request_log())

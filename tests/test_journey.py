@@ -253,6 +253,13 @@ SOURCES = [
      "a suffix is not a subdomain"),
     ("/", "", "(direct)", "(none)", "Direct", "nothing at all"),
     ("/", "not a url", "(direct)", "(none)", "Direct", "an unparsable referrer"),
+    ("/", "https://chatgpt.com/", "chatgpt.com", "ai-assistant", "AI Assistant",
+     "an AI assistant: GA4 rewrites the medium"),
+    ("/", "https://gemini.google.com/app", "gemini.google.com", "ai-assistant", "AI Assistant", "Gemini"),
+    ("/?utm_source=chatgpt.com", "https://chatgpt.com/", "chatgpt.com", "(not set)", "AI Assistant",
+     "ChatGPT's own utm_source without a medium"),
+    ("/?utm_source=chatgpt&utm_medium=social", "https://chatgpt.com/", "chatgpt", "social", "Organic Social",
+     "explicit UTMs win over the assistant referrer"),
 ]
 
 
@@ -262,6 +269,14 @@ def test_where_a_session_came_from(path, referrer, source, medium, channel, why)
     traffic = derive("https://www.example.com" + path, referrer, site_hosts=("example.com",))
     assert (traffic.source, traffic.medium, traffic.channel) == (source, medium, channel), why
     assert traffic.reason.endswith(f"→ {source} / {medium}")
+
+
+def test_an_assistant_referral_before_ga4_had_the_channel_stays_a_referral():
+    from datetime import datetime, timezone
+
+    old = derive("https://www.example.com/", "https://chatgpt.com/", at=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert (old.source, old.medium, old.channel) == ("chatgpt.com", "referral", "Referral")
+    assert "only from 2026-05-13" in old.match.reason
 
 
 def test_the_landing_host_is_internal_even_unconfigured():

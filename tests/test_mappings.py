@@ -11,7 +11,7 @@ from adapters.errors import MappingError
 from mappings.check import check_against_crm
 from mappings.convert import to_field_value, truncate
 from mappings.model import load_mapping
-from sync.journey.variables import ENUMERATIONS, VARIABLES, catalogue
+from sync.journey.variables import ENUMERATIONS, VARIABLES, WHOLE_LENGTHS, catalogue
 from sync.ops.connections import DEFAULT_MAPPINGS
 
 
@@ -96,8 +96,8 @@ def test_check_against_live_metadata(tmp_path):
     }}
     problems = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS)
     assert problems == [
-        f"{path}:6: Lead.CL_Channel__c (first_click_channel): the restricted picklist lacks values Affiliates, "
-        "Audio, Cross-network, Display, Email, Mobile Push Notifications, Organic Search, Organic Shopping, "
+        f"{path}:6: Lead.CL_Channel__c (first_click_channel): the restricted picklist lacks values AI Assistant, "
+        "Affiliates, Audio, Cross-network, Display, Email, Mobile Push Notifications, Organic Search, Organic Shopping, "
         "Organic Social, Organic Video, Paid Other, Paid Search, Paid Shopping, Paid Social, Paid Video, Referral, "
         "SMS, Unassigned",
         f"{path}:7: Lead.CL_Source__c (first_click_source): a restricted picklist cannot hold free text; map it "
@@ -107,7 +107,45 @@ def test_check_against_live_metadata(tmp_path):
         "permission)",
         f"{path}:12: Lead.CL_Missing__c (last_click_campaign): no such field in salesforce — run `closedloop fields "
         "create`, and check the integration user can see it",
-        f"{path}:13: object 'Nope' does not exist in salesforce (or is not visible to the integration user)",
+        f"{path}:13: object 'Nope' is not one closedloop enriches in salesforce (Lead, Contact, Opportunity)",
+    ]
+
+
+def test_check_refuses_fields_whose_type_the_crm_would_enforce(tmp_path):
+    """What would dead-letter or come out mangled is caught at `check`, with file and line."""
+    path = write(tmp_path, """\
+        crm = "salesforce"
+        [[object]]
+        object = "Lead"
+        [object.fields]
+        visit_count = { field = "Email", policy = "overwrite" }
+        first_click_at = "CL_Day__c"
+        days_to_convert = "CL_Day2__c"
+        visitor_id = "CL_Visitor_Id__c"
+        last_click_channel = { field = "CL_Channel__c", max_length = 8 }
+        conversion_type = "CL_Type__c"
+        first_click_campaign = "CL_Campaign__c"
+        """)
+    mapping = load_mapping(path, catalogue(), crm="salesforce")
+    describe = {"Lead": {
+        "Email": spec("Email", "string", crm_type="email", length=80),
+        "CL_Day__c": spec("CL_Day__c", "date"),
+        "CL_Day2__c": spec("CL_Day2__c", "date"),
+        "CL_Visitor_Id__c": spec("CL_Visitor_Id__c", length=36),
+        "CL_Channel__c": spec("CL_Channel__c", length=255),
+        "CL_Type__c": spec("CL_Type__c", length=4),
+        "CL_Campaign__c": spec("CL_Campaign__c", length=20),  # free text: shortened with a marker, fine
+    }}
+    assert check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS) == [
+        f"{path}:5: Lead.Email (visit_count): an email field holds only email addresses, and visit_count is not "
+        "one: map it to a text field",
+        f"{path}:7: Lead.CL_Day2__c (days_to_convert): a number variable cannot go into a date field",
+        f"{path}:8: Lead.CL_Visitor_Id__c (visitor_id): 36 characters cannot hold visitor_id's values whole (they "
+        "need 64): lengthen the field to 64 or more",
+        f"{path}:9: Lead.CL_Channel__c (last_click_channel): 8 characters cannot hold last_click_channel's values "
+        "whole (they need 25): raise max_length to 25 or more",
+        f"{path}:10: Lead.CL_Type__c (conversion_type): 4 characters cannot hold conversion_type's values whole "
+        "(they need 5): lengthen the field to 5 or more",
     ]
 
 
@@ -133,3 +171,31 @@ def test_max_length_from_the_mapping_wins_when_shorter():
     assert to_field_value("abcdefghij", spec("F", length=255), "salesforce", max_length=5) == "abcd…"
     assert truncate("abc", 3) == "abc"
     assert datetime.fromtimestamp(1795514400, timezone.utc).isoformat() == "2026-11-24T10:00:00+00:00"
+
+
+def test_what_counts_as_a_likely_typo():
+    """Case, Salesforce's __c suffix and one or two edits make a name "close"; fields the mapping
+    itself names are meant to be different and never count."""
+    from mappings.check import close_existing
+
+    existing = ["CL_First_Click_Channel__c", "CL_Gclid__c", "Email", "LeadSource"]
+    assert close_existing("salesforce", "CL_First_Click_Chanel__c", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "cl_first_click_channel__C", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "CL_First_Click_Channel", existing) == "CL_First_Click_Channel__c"
+    assert close_existing("salesforce", "Emial", existing) == "Email"            # two letters swapped: one edit
+    assert close_existing("salesforce", "CL_Fbclid__c", existing) is None        # short names: one edit at most
+    assert close_existing("salesforce", "CL_Gclidd__c", existing) == "CL_Gclid__c"
+    assert close_existing("salesforce", "CL_First_Click_Chanel__c", existing,
+                          mapped=["CL_First_Click_Channel__c"]) is None          # both are mapped: both meant
+    assert close_existing("hubspot", "cl_first_click_chanel", ["cl_first_click_channel"]) == "cl_first_click_channel"
+    assert close_existing("hubspot", "Email", ["email"]) == "email"
+    assert close_existing("hubspot", "cl_last_click_source", ["cl_first_click_source"]) is None
+
+
+def test_the_checked_objects_are_the_enriched_ones():
+    from mappings.check import SUPPORTED_OBJECTS
+    from sync.jobs.enrich import PROFILES
+
+    assert {crm: set(objects) for crm, objects in SUPPORTED_OBJECTS.items()} == {
+        crm: {*profile.person_objects, profile.deal_object} for crm, profile in PROFILES.items()}
+

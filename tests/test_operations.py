@@ -70,3 +70,63 @@ def test_healthz_reports_each_job_and_which_are_stale(world, collector):
     assert "enrich" not in health["stale_jobs"]
     enrich = health["jobs"]["enrich"]
     assert enrich["last_outcome"] == "ok" and enrich["seconds_since_success"] < 60
+
+
+def test_a_paused_remote_shows_in_healthz_and_metrics(world, collector):
+    world.run("enrich")
+    world.runner.remotes.pause("salesforce", "auth", "Salesforce refused the jwt login: invalid_grant")
+    health = requests.get(f"{collector}/healthz", timeout=10).json()
+    remote = health["remotes"]["salesforce"]
+    assert (remote["state"], remote["reason"]) == ("paused", "auth")
+    assert remote["last_error"] == "Salesforce refused the jwt login: invalid_grant" and remote["paused_until"]
+    assert health["remotes"]["hubspot"]["state"] == "ok"
+    after = samples(collector)
+    assert value(after, "closedloop_remote_up", remote="salesforce") == 0
+    assert value(after, "closedloop_remote_up", remote="hubspot") == 1
+    assert value(after, "closedloop_remote_paused_until", remote="salesforce") > 0
+    assert value(after, "closedloop_remote_failures_total", remote="salesforce", reason="auth") >= 1
+
+
+def test_healthz_turns_unhealthy_on_a_failure_streak_or_a_long_pause(world, collector):
+    from datetime import datetime, timedelta, timezone
+
+    from state.models import JobRun
+
+    assert requests.get(f"{collector}/healthz", timeout=10).status_code == 200
+    now = datetime.now(timezone.utc)
+    with world.store.session() as session:  # revenue failed its last three runs (a locked one between)
+        for n, outcome in enumerate(["ok", "failed", "failed", "locked", "failed"]):
+            session.add(JobRun(job="revenue", instance="x", started_at=now - timedelta(minutes=10 - n),
+                               outcome=outcome))
+    response = requests.get(f"{collector}/healthz", timeout=10)
+    assert response.status_code == 503
+    assert response.json()["status"] == "unhealthy"
+    assert response.json()["problems"] == ["job revenue failed its last 3 runs"]
+    with world.store.session() as session:
+        session.add(JobRun(job="revenue", instance="x", started_at=now, outcome="paused"))
+    assert requests.get(f"{collector}/healthz", timeout=10).status_code == 200
+    remotes = world.runner.remotes
+    remotes.clock = lambda: now - timedelta(minutes=61)  # paused for an hour and a minute now
+    remotes.pause("hubspot", "down", "HubSpot contacts search: HTTP 503")
+    response = requests.get(f"{collector}/healthz", timeout=10)
+    assert response.status_code == 503
+    [problem] = response.json()["problems"]
+    assert problem.startswith("hubspot paused for 61 min: paused (not answering) until ")
+    remotes.clock = lambda: now
+    remotes.resume("hubspot")
+    assert requests.get(f"{collector}/healthz", timeout=10).json()["status"] == "ok"
+
+
+def test_the_verdict_thresholds():
+    from datetime import datetime, timedelta, timezone
+
+    from sync.ops.health import verdict
+    from sync.ops.remotes import RemoteState
+
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+    fine = verdict({"enrich": 2}, [RemoteState("ga4", "paused", "down", "x", 3, now - timedelta(minutes=59))], now,
+                   max_consecutive_failures=3, max_paused_seconds=3600)
+    assert fine.healthy and fine.problems == ()
+    bad = verdict({"enrich": 3}, [RemoteState("ga4", "paused", "down", "x", 3, now - timedelta(minutes=61)),
+                                  RemoteState("hubspot")], now, max_consecutive_failures=3, max_paused_seconds=3600)
+    assert not bad.healthy and len(bad.problems) == 2

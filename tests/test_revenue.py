@@ -10,7 +10,7 @@ from decimal import Decimal
 import requests
 from sqlmodel import select
 
-from state.models import OutboxEvent, RevenueLedger
+from state.models import DealStageRecord, OutboxEvent, RevenueLedger
 from sync.capture.beacon import Hit
 from sync.capture.identity import hash_email
 from sync.capture.writer import BeaconWriter
@@ -85,6 +85,15 @@ def test_won_deals_become_purchases_that_match_the_crm(world):
     assert any(e["params"]["transaction_id"] == f"hubspot:{deal}" for e in events)
     world.run("revenue")  # nothing new: nothing sent
     assert len(world.ga4.event_log()) == 4
+    with world.store.session(readonly=True) as session:  # the stage order the pipeline report uses
+        stages = session.exec(select(DealStageRecord).order_by(DealStageRecord.crm, DealStageRecord.position)).all()
+    hubspot = [(s.stage, s.label, s.pipeline) for s in stages if s.crm == "hubspot"]
+    assert hubspot[:2] == [("appointmentscheduled", "Appointment Scheduled", "Sales Pipeline"),
+                           ("qualifiedtobuy", "Qualified To Buy", "Sales Pipeline")]
+    assert ("closedwon", "Closed Won", "Sales Pipeline") in hubspot and hubspot[-1] == ("1234904", "Lost",
+                                                                                        "Partner Pipeline")
+    salesforce = [s.label for s in stages if s.crm == "salesforce"]
+    assert salesforce[0] == "Prospecting" and salesforce[-2:] == ["Closed Won", "Closed Lost"]
 
 
 def test_revalued_reopened_and_rewon_deals_keep_ga4_equal_to_the_crm(world):

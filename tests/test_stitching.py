@@ -103,10 +103,10 @@ def test_explain_prints_the_merged_journey_with_reasons(store, write_config):
                                                                              "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "2 device(s): laptop0001, phone00001" in out
+    assert "2 device(s): phone00001, laptop0001" in out  # first seen first
     assert out.index("Paid Social") < out.index("Paid Search")
     assert "utm_source='linkedin'" in out and "gclid present (Google Ads click)" in out
-    assert "rule paid_search" in out
+    assert "Paid Search (paid_search)" in out  # the channel rule that matched
     missing = subprocess.run([sys.executable, "-m", "sync.cli", "explain", "nobody0000", "--config", str(config)],
                              capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "no visitor 'nobody0000'" in missing.stderr
+    assert missing.returncode == 1 and "no visitor, email or CRM record 'nobody0000'" in missing.stderr

@@ -80,6 +80,7 @@ def listener(world, kicks, **options):
     return CdcListener(world.config, world.store, world.connections, kicks, backoff_cap=0.2, **options).start()
 
 
+
 def stream(world, topic=LEAD_TOPIC) -> TriggerStream | None:
     with world.store.session(readonly=True) as session:
         return session.get(TriggerStream, ("salesforce", topic))
@@ -519,3 +520,29 @@ def test_the_daemon_enriches_new_leads_in_both_crms_from_their_triggers(tmp_path
         thread.join(60)
         world.close()
     assert not thread.is_alive()
+
+
+def test_a_paused_salesforce_keeps_its_streams_idle_and_loses_nothing(sf):
+    """Per-remote isolation: while Salesforce is paused its streams stay closed and its queued ids
+    wait; resumed, the streams pick up after their stored positions."""
+    from sync.ops.remotes import Remotes
+
+    kicks = Kicks()
+    streams = listener(sf, kicks, held_recheck=0.2)
+    remotes = Remotes(sf.store)
+    try:
+        until(lambda: connected(sf), what="connected")
+        first = sf.salesforce.create("Lead", {"LastName": "Before", "Company": "P"})
+        until(lambda: first in queued(sf), what="a position stored")
+        remotes.pause("salesforce", "budget", "out of allowance (test)", seconds=600)
+        second = sf.salesforce.create("Lead", {"LastName": "Second", "Company": "P"})  # delivered, then the hold
+        until(lambda: stream(sf).state == "paused", what="the stream idle")
+        assert not any(s["topic"] == LEAD_TOPIC for s in sf.salesforce.pubsub_settings()["streams"])
+        during = sf.salesforce.create("Lead", {"LastName": "During", "Company": "P"})
+        outcome = sf.runner.execute(EnrichJob(sf.config, queued_only=True))
+        assert outcome.result.remotes["salesforce"].status == "skipped"  # the ids wait
+        assert first in queued(sf) and during not in queued(sf)
+        remotes.resume("salesforce")
+        until(lambda: {second, during} <= set(queued(sf)), what="the paused stretch delivered on resumption")
+    finally:
+        streams.stop()

@@ -10,8 +10,12 @@ endpoint and a small property with reports.
 - ``GET|POST /g/collect`` stands in for gtag.js hits (``v``, ``tid``, ``cid``, ``sid``, ``en``,
   ``dl``, ``dr``): they teach the property each client's first-user source and each
   session's source (``traffic.py``).
+- ``POST /v1beta/properties/{property_id}:runReport`` is the GA4 Data API's runReport
+  (``data_api.py``, ``reporting.py``) over the same property, for ``google-analytics-data`` with
+  a service account of the shared Google OAuth emulator (sandbox.googleapis): reports include an
+  event only ``processing_delay_seconds`` after its request arrived (sandbox clock).
 - ``/_sandbox/...`` (``app.py``) and the same methods here: request log, dropped requests,
-  events, hits, users, custom dimensions, key events, reports, faults, reset.
+  events, hits, users, custom dimensions, key events, reports, Data API calls, faults, reset.
 
 Source for every rule: shared/reference/ga4-measurement-protocol.md.
 """
@@ -20,14 +24,18 @@ from __future__ import annotations
 import json
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sandbox.clock import Clock
 from sandbox.ga4 import validation
 from sandbox.ga4.app import build_router
+from sandbox.ga4.data_api import TokenQuota
 from sandbox.ga4.store import GA4Property, StoredEvent
 from sandbox.ga4.traffic import NOT_SET, TrafficSource
+from sandbox.googleapis import GoogleOAuth
+from sandbox.googleapis.oauth import DEFAULT_SERVICE_ACCOUNT
 from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
 
 __all__ = ["GA4Sandbox", "DEFAULT_RATES_TO_USD", "StoredEvent", "TrafficSource"]
@@ -45,10 +53,19 @@ class GA4Sandbox:
     def __init__(self, *, clock: Clock | None = None, measurement_id: str = "G-SANDBOX01",
                  api_secret: str = "sandbox-mp-secret-0001", property_currency: str = "USD",
                  exchange_rates: dict[str, Decimal] | None = None, latency_seconds: float = 0.0,
-                 site_host: str = "www.example.com") -> None:
+                 site_host: str = "www.example.com", property_id: str = "123456789", time_zone: str = "UTC",
+                 processing_delay_seconds: float = 0.0, oauth: GoogleOAuth | None = None,
+                 data_dir: Path | None = None,
+                 data_api_users: tuple[str, ...] = (DEFAULT_SERVICE_ACCOUNT,)) -> None:
         """``exchange_rates`` convert each currency to ``property_currency`` (units of property
         currency per unit); the default table is to USD, so another property currency needs
-        its own table. ``site_host`` stands for the page's host when a hit carries no ``dl``."""
+        its own table. ``site_host`` stands for the page's host when a hit carries no ``dl``.
+
+        Data API: ``property_id`` (the number in ``properties/<id>``), ``time_zone`` (the
+        property's, for the ``date`` dimension and date ranges), ``processing_delay_seconds``,
+        ``oauth`` (a shared :class:`GoogleOAuth`; without one the sandbox makes and serves its
+        own, writing its key file under ``data_dir``), ``data_api_users`` (e-mails with Viewer
+        access to the property)."""
         self.clock = clock or Clock()
         self.measurement_id, self.api_secret = measurement_id, api_secret
         self.property_currency = property_currency
@@ -62,12 +79,21 @@ class GA4Sandbox:
         self.dropped: list[dict[str, Any]] = []
         self.hits: list[dict[str, Any]] = []
         self.property = GA4Property(property_currency, self.rates, site_host=site_host)
+        self.property_id, self.time_zone = property_id, time_zone
+        self.processing_delay_seconds = processing_delay_seconds
+        self._owns_oauth = oauth is None
+        self.oauth = oauth or GoogleOAuth(data_dir=Path(data_dir) / "oauth" if data_dir else None)
+        self.data_api_users = set(data_api_users)
+        self.data_api_calls: list[dict[str, Any]] = []
+        self.data_api_quota = TokenQuota()
         self.router = build_router(self)
 
     # -- serving -----------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-        """Serve on ``host:port`` (0 = an ephemeral port), plain HTTP."""
+        """Serve on ``host:port`` (0 = an ephemeral port), plain HTTP (and its own OAuth emulator)."""
+        if self._owns_oauth:
+            self.oauth.start(host)
         self._server = serve_in_thread(self, host=host, port=port, name="ga4")
         return self._server
 
@@ -75,6 +101,8 @@ class GA4Sandbox:
         if self._server:
             self._server.stop()
             self._server = None
+        if self._owns_oauth:
+            self.oauth.stop()
 
     @property
     def url(self) -> str:
@@ -233,6 +261,31 @@ class GA4Sandbox:
         with self._lock:
             return self.property.report(dimension, metric, event_name, keep_empty_rows)
 
+    # -- the Data API ------------------------------------------------------------------
+
+    @property
+    def data_api_settings(self) -> dict[str, str]:
+        """What a GA4 Data API client needs: ``api_endpoint`` (this server), the property id,
+        the service account key file and the read-only scope."""
+        return {"api_endpoint": self.url, "property_id": self.property_id,
+                "service_account_file": str(self.oauth.service_account_file),
+                "scope": "https://www.googleapis.com/auth/analytics.readonly"}
+
+    def grant_data_api_access(self, email: str) -> None:
+        """Make ``email`` (a service account) a Viewer of the property."""
+        with self._lock:
+            self.data_api_users.add(email)
+
+    def log_data_api(self, request: Request, status: int, message: str | None) -> None:
+        with self._lock:
+            self.data_api_calls.append({"at": self.clock.now().isoformat(), "path": request.path, "status": status,
+                                        "error": message, "body": _json_or_none(request.body)})
+
+    def data_api_log(self) -> list[dict[str, Any]]:
+        """runReport calls: path, status, the API's error message, the request body."""
+        with self._lock:
+            return list(self.data_api_calls)
+
     def request_log(self) -> list[dict[str, Any]]:
         """MP requests (collect, debug, injected faults) with status, redacted query, decoded body,
         and for collect what the strict validator would have said and what was ignored."""
@@ -267,6 +320,8 @@ class GA4Sandbox:
             self.requests.clear()
             self.dropped.clear()
             self.hits.clear()
+            self.data_api_calls.clear()
+            self.data_api_quota = TokenQuota()
             self._faults.clear()
             self.property = GA4Property(self.property_currency, self.rates, site_host=self.site_host)
 
@@ -281,6 +336,13 @@ def _rates(currency: str, rates: dict[str, Decimal] | None) -> dict[str, Decimal
     if table.setdefault(currency, Decimal(1)) != 1:
         raise ValueError(f"the rate of the property currency {currency} must be 1")
     return table
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8")) if body else None
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def _traffic_json(traffic: TrafficSource) -> dict[str, str]:

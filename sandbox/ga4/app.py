@@ -11,6 +11,9 @@
     POST /_sandbox/users              {"client_id", "source", "medium", "campaign"?} → 201
     GET|POST /_sandbox/custom-dimensions  {"parameter_name", "display_name"?}
     GET|POST /_sandbox/key-events     {"event_name"}
+    POST /v1beta/properties/<id>:runReport → the GA4 Data API (data_api.py)
+
+    GET  /_sandbox/data-api-calls   → runReport calls with status and error
     GET  /_sandbox/report?dimension=&metric=&event_name=&keep_empty_rows=
          → {"dimension", "metric", "currency", "rows": [{"dimension", "value"}]} (values as strings)
     POST /_sandbox/faults             {"count", "status": 503 | "drop"}
@@ -18,9 +21,11 @@
 """
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from sandbox.ga4.data_api import handle_run_report, metric_text
+from sandbox.control import control as _control
+from sandbox.control import fields as _fields
 from sandbox.web import Request, Response, Router
 
 if TYPE_CHECKING:
@@ -31,16 +36,6 @@ def _ok(data: Any = None, status: int = 200) -> Response:
     return Response.json({"ok": True} if data is None else data, status)
 
 
-def _control(action: Callable[[Request], Any], status: int = 200) -> Callable[[Request], Response]:
-    """A control route: run ``action``; bad input answers 400 with the reason."""
-    def handler(request: Request) -> Response:
-        try:
-            return _ok(action(request), status)
-        except (KeyError, TypeError, ValueError) as exc:
-            return Response.json({"error": f"{type(exc).__name__}: {exc}"}, 400)
-    return handler
-
-
 def build_router(sandbox: "GA4Sandbox") -> Router:
     """All routes bound to ``sandbox``."""
     router = Router()
@@ -49,6 +44,8 @@ def build_router(sandbox: "GA4Sandbox") -> Router:
     add("POST", r"/debug/mp/collect", sandbox.handle_debug)
     add("GET", r"/g/collect", sandbox.handle_hits)
     add("POST", r"/g/collect", sandbox.handle_hits)
+    add("POST", r"/v1beta/properties/(?P<property_id>[^/:]+):runReport", lambda r: handle_run_report(sandbox, r))
+    add("GET", r"/_sandbox/data-api-calls", lambda r: _ok(sandbox.data_api_log()))
 
     add("GET", r"/_sandbox/credentials", lambda r: _ok(sandbox.credentials))
     add("GET", r"/_sandbox/requests", lambda r: _ok(sandbox.request_log()))
@@ -71,27 +68,10 @@ def build_router(sandbox: "GA4Sandbox") -> Router:
     return router
 
 
-def _fields(request: Request, *required: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    data = request.json()
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    unknown = set(data) - set(required) - set(optional)
-    if unknown:
-        raise ValueError(f"unknown fields {sorted(unknown)}")
-    return {name: data[name] for name in (*required, *optional) if name in data or name in required}
-
-
 def _report(sandbox: "GA4Sandbox", request: Request) -> dict[str, Any]:
     dimension = request.arg("dimension") or "firstUserSource"
     metric = request.arg("metric") or "totalRevenue"
     keep = (request.arg("keep_empty_rows") or "true").lower() not in ("false", "0", "no")
     rows = sandbox.report(dimension, metric, request.arg("event_name"), keep_empty_rows=keep)
     return {"dimension": dimension, "metric": metric, "currency": sandbox.property_currency,
-            "rows": [{"dimension": key, "value": _number(value)} for key, value in rows.items()]}
-
-
-def _number(value: Any) -> str:
-    """A metric value as the Data API writes it: plain digits, no exponent, no trailing zeros."""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
-    return str(value)
+            "rows": [{"dimension": key, "value": metric_text(value)} for key, value in rows.items()]}

@@ -95,6 +95,7 @@ class StoredEvent:
     revenue: Decimal = Decimal(0)  # property currency; negative for refunds; 0 when not computed
     key_event: bool = False
     custom: dict[str, str] = field(default_factory=dict)  # registered custom dimensions at processing time
+    received_at: datetime | None = None   # when the request arrived (reports lag behind it)
 
     @property
     def session_traffic(self) -> TrafficSource:
@@ -141,7 +142,7 @@ class GA4Property:
     def record_hit(self, client_id: str, page_url: str, referrer: str, session_id: Any, at: datetime) -> None:
         """A gtag.js hit: the client's first hit fixes its first-user source; the first hit of a
         session fixes that session's source."""
-        traffic = derive_traffic_source(page_url, referrer, self.site_host)
+        traffic = derive_traffic_source(page_url, referrer, self.site_host, at)
         self.users.setdefault(client_id, traffic)
         sid = normalise_session_id(session_id)
         session = self.sessions.get((client_id, sid)) if sid is not None else None
@@ -205,7 +206,8 @@ class GA4Property:
         revenue = self._revenue(name, params, path, result)
         session = self._joined_session(client_id, params.get("session_id"), overridden is not None, at, now)
         custom = {param: str(params[param]) for param in self.custom_dimensions if param in params}
-        return StoredEvent(client_id, name, params, at, user_id, session, revenue, name in self.key_events, custom)
+        return StoredEvent(client_id, name, params, at, user_id, session, revenue, name in self.key_events, custom,
+                           received_at=now)
 
     def _kept_params(self, params: dict[str, Any], path: str, result: Processed) -> dict[str, Any]:
         kept: dict[str, Any] = {}
@@ -309,8 +311,8 @@ class GA4Property:
     def report(self, dimension: str, metric: str = "totalRevenue", event_name: str | None = None,
                keep_empty_rows: bool = True) -> dict[str, Any]:
         """Metric totals by dimension value, sorted by value."""
-        dimension_of = self._dimension(dimension)
-        metric_of = self._metric(metric, event_name)
+        dimension_of = self.dimension_reader(dimension)
+        metric_of = self.metric_reader(metric, event_name)
         totals: dict[str, Any] = {}
         for event in self.events:
             amount = metric_of(event)
@@ -319,7 +321,8 @@ class GA4Property:
                 totals[key] = totals.get(key, 0) + amount
         return {key: value for key, value in sorted(totals.items()) if keep_empty_rows or value}
 
-    def _dimension(self, dimension: str):
+    def dimension_reader(self, dimension: str):
+        """A function giving an event's value of ``dimension``; ValueError for an unknown name."""
         if dimension in FIRST_USER_DIMENSIONS:
             attribute = FIRST_USER_DIMENSIONS[dimension]
 
@@ -343,7 +346,8 @@ class GA4Property:
         raise ValueError(f"unknown dimension {dimension!r}")
 
     @staticmethod
-    def _metric(metric: str, event_name: str | None):
+    def metric_reader(metric: str, event_name: str | None = None):
+        """A function giving an event's contribution to ``metric`` (None: not counted)."""
         name, _, qualifier = metric.partition(":")
         if qualifier and name != "keyEvents":
             raise ValueError(f"unknown metric {metric!r}")

@@ -9,6 +9,11 @@ Sources:
   case-insensitively: https://support.google.com/analytics/answer/9756891
 - The source lists those rules refer to ("a list of search/social/video/shopping sites") are
   Google's published spreadsheet from the same page, kept here as ``source_categories.csv``.
+- AI Assistant (added 2026-05-13, forward only): a referrer GA4 recognises as an AI assistant
+  gives medium ``ai-assistant`` and campaign ``(ai-assistant)``, and the channel AI Assistant;
+  UTM parameters win. Google names ChatGPT, Gemini and Claude and publishes no host list, so
+  this emulator recognises only those three assistants' hosts (third-party reports:
+  https://ppc.land/google-analytics-adds-ai-assistant-channel-for-chatgpt-gemini-claude/).
 - Source/medium derivation order (utm_* parameters, then click ids, then the referrer, else
   ``(direct) / (none)``) and the campaign placeholders ``(direct)``, ``(organic)``,
   ``(referral)`` follow how GA4 reports web traffic; shared/reference/ga4-measurement-protocol.md
@@ -19,6 +24,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -54,6 +60,9 @@ _SEARCH_ENGINES = (
     ("aol", re.compile(r"^search\.aol\.com$")),
     ("ask", re.compile(r"^(www\.)?ask\.com$")),
 )
+
+AI_ASSISTANT_SINCE = datetime(2026, 5, 13, tzinfo=timezone.utc)
+_AI_ASSISTANT_HOSTS = re.compile(r"^(chatgpt\.com|chat\.openai\.com|gemini\.google\.com|claude\.ai)$")
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +106,8 @@ def default_channel_group(source: str, medium: str, campaign: str = "") -> str:
         return "Organic Video"
     if _listed(s, "SEARCH") or m == "organic":
         return "Organic Search"
+    if m == "ai-assistant":
+        return "AI Assistant"
     if m in ("referral", "app", "link"):
         return "Referral"
     if s in _EMAIL or m in _EMAIL:
@@ -152,7 +163,8 @@ def _query(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parsed.items()}
 
 
-def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "") -> TrafficSource:
+def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "",
+                          at: datetime | None = None) -> TrafficSource:
     """What GA4 records as the traffic source of a hit landing on ``page_url`` from ``referrer``.
 
     A referrer on the page's own site or a subdomain of it (``own_host`` when the page URL has
@@ -177,4 +189,6 @@ def derive_traffic_source(page_url: str, referrer: str = "", own_host: str = "")
     for engine, pattern in _SEARCH_ENGINES:
         if pattern.match(host):
             return TrafficSource(engine, "organic", campaign if campaign != NOT_SET else "(organic)")
+    if _AI_ASSISTANT_HOSTS.match(host) and (at is None or at >= AI_ASSISTANT_SINCE):
+        return TrafficSource(host, "ai-assistant", "(ai-assistant)")
     return TrafficSource(host, "referral", campaign if campaign != NOT_SET else "(referral)")

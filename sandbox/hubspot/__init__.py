@@ -19,9 +19,6 @@ changes made through the methods below to a user in the CRM UI (``CRM_UI``,
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import itertools
 import threading
 import traceback
 from collections import Counter
@@ -33,6 +30,7 @@ from sandbox.hubspot.admin import admin_router
 from sandbox.hubspot.app import Endpoint, HubSpotApi, validation_error
 from sandbox.hubspot.faults import FAULT_KINDS, Fault
 from sandbox.hubspot.limits import RateLimits
+from sandbox.hubspot.oauth import OAuthServer, PATHS as TOKEN_PATHS
 from sandbox.hubspot.schema import Property
 from sandbox.hubspot.search import SearchLimits
 from sandbox.hubspot.store import Record, Store
@@ -83,11 +81,9 @@ class HubSpotSandbox:
         self.association_batch_missing = association_batch_missing
         self.portal_id = portal_id
         self.private_token = private_app_token
-        self.oauth_client = {"client_id": oauth_client_id, "client_secret": oauth_client_secret,
-                             "refresh_token": oauth_refresh_token}
-        self.token_lifetime_seconds = token_lifetime_seconds
-        self._access_tokens: dict[str, datetime] = {}
-        self._token_numbers = itertools.count(1)
+        self.oauth = OAuthServer(self.clock, self.lock, client_id=oauth_client_id, client_secret=oauth_client_secret,
+                                 refresh_token=oauth_refresh_token, lifetime_seconds=token_lifetime_seconds,
+                                 portal_id=portal_id)
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self.served_429 = 0
@@ -131,8 +127,16 @@ class HubSpotSandbox:
         """The private-app token (``access_token``), the OAuth app's client and refresh token, and
         the id and client secret of the app whose webhooks are signed (``webhook_app_id``,
         ``webhook_client_secret``)."""
-        return {"access_token": self.private_token, **self.oauth_client,
+        return {"access_token": self.private_token, **self.oauth.client,
                 "webhook_app_id": str(self.webhooks.app_id), "webhook_client_secret": self.webhooks.client_secret}
+
+    @property
+    def token_lifetime_seconds(self) -> int:
+        return self.oauth.lifetime_seconds
+
+    @token_lifetime_seconds.setter
+    def token_lifetime_seconds(self, seconds: int) -> None:
+        self.oauth.lifetime_seconds = seconds
 
     # -- control: webhooks ------------------------------------------------------------------
 
@@ -273,9 +277,17 @@ class HubSpotSandbox:
 
     def expire_tokens(self) -> None:
         """Expire every OAuth access token now (the private-app token keeps working)."""
+        self.oauth.expire_all()
+
+    def revoke_refresh_token(self, revoked: bool = True) -> None:
+        """Uninstall the OAuth app: refreshes fail with invalid_grant until called with False."""
+        self.oauth.revoke_refresh_token(revoked)
+
+    def rotate_private_token(self, token: str) -> str:
+        """Rotate the private app's token (the old one gets 401); returns the old one."""
         with self.lock:
-            now = self.clock.now()
-            self._access_tokens = {token: min(expiry, now) for token, expiry in self._access_tokens.items()}
+            old, self.private_token = self.private_token, token
+            return old
 
     def advance(self, seconds: float) -> datetime:
         """Move the shared clock (index lag, token expiry and rate windows all follow it)."""
@@ -288,7 +300,7 @@ class HubSpotSandbox:
             self.webhooks.clear_pending()
             self.limits.reset()
             self.faults.clear()
-            self._access_tokens.clear()
+            self.oauth.reset()
             self.requests.clear()
             self.served_429 = 0
             self.internal_errors.clear()
@@ -331,8 +343,9 @@ class HubSpotSandbox:
             self.before_request(request)  # a test's hook: "while the daemon pages, a rep creates a lead"
         handler = self.api.router.resolve(request)
         endpoint = handler if isinstance(handler, Endpoint) else None
-        token_call = request.path == "/oauth/v1/token"
-        entry = {"method": request.method, "path": request.path, "query": dict(request.query), "status": None,
+        token_call = request.path in TOKEN_PATHS
+        query = {key: ["***"] for key in request.query} if token_call else dict(request.query)  # never a secret
+        entry = {"method": request.method, "path": request.path, "query": query, "status": None,
                  "at": self.clock.now().isoformat(), "body": None if token_call else json_or_none(request.body),
                  "endpoint": endpoint.label(request.path_params) if endpoint else f"{request.method} {request.path}",
                  "fault": None}
@@ -346,7 +359,7 @@ class HubSpotSandbox:
         if fault is not None and fault.kind == "drop":
             raise DropConnection()
         if token_call:
-            response = (fault.response(self.portal_id) if fault else None) or self._token(request)
+            response = (fault.response(self.portal_id) if fault else None) or self.oauth.handle(request)
         else:
             response = self._respond(request, handler, endpoint, fault)
         with self.lock:
@@ -407,7 +420,7 @@ class HubSpotSandbox:
         if token and token == self.private_token:
             return "private-app", False
         with self.lock:
-            expires = self._access_tokens.get(token) if token else None
+            expires = self.oauth.expiry(token) if token else None
             if expires is None:
                 return error(401, UNAUTHENTICATED, "INVALID_AUTHENTICATION")
             now = self.clock.now()
@@ -417,27 +430,6 @@ class HubSpotSandbox:
                 return error(401, f"The OAuth token used to make this call expired {_ago(now - expires)} ago.",
                              "EXPIRED_AUTHENTICATION", context={"expire time": [iso(_ms(expires) or 0)]})
         return "oauth", True
-
-    def _token(self, request: Request) -> Response:
-        """``POST /oauth/v1/token``, form-encoded, no Authorization header (§2.2)."""
-        if request.method != "POST":
-            return error(405, "Method not allowed")
-        form = request.form()
-        if form.get("grant_type") != "refresh_token":
-            return _oauth_error("BAD_GRANT_TYPE", "grant_type must be refresh_token in this sandbox")
-        if form.get("client_id") != self.oauth_client["client_id"] or \
-                form.get("client_secret") != self.oauth_client["client_secret"]:
-            return _oauth_error("BAD_CLIENT_ID", "missing or unknown client id")
-        if form.get("refresh_token") != self.oauth_client["refresh_token"]:
-            return _oauth_error("BAD_REFRESH_TOKEN", "missing or invalid refresh token")
-        with self.lock:
-            number = next(self._token_numbers)
-            digest = hashlib.sha256(f"{self.oauth_client['client_id']}:{self.portal_id}:{number}".encode()).digest()
-            token = "CO" + base64.urlsafe_b64encode(digest * 4).decode().rstrip("=")  # ~170 chars, under 300
-            self._access_tokens[token] = self.clock.now() + timedelta(seconds=self.token_lifetime_seconds)
-        return Response.json({"token_type": "bearer", "refresh_token": form["refresh_token"], "access_token": token,
-                              "expires_in": self.token_lifetime_seconds}, 200,
-                             content_type="application/json;charset=utf-8")
 
     def _control(self, request: Request) -> Response:
         handler = self.admin.resolve(request)
@@ -450,13 +442,6 @@ class HubSpotSandbox:
             return exc.response()
         except (ValueError, KeyError, TypeError) as exc:
             return error(400, f"{type(exc).__name__}: {exc}", "VALIDATION_ERROR")
-
-
-def _oauth_error(status: str, message: str) -> Response:
-    # HubSpot's OAuth errors put the code in ``status`` (e.g. BAD_REFRESH_TOKEN).
-    body = error_body(message, None)
-    body["status"] = status
-    return body_response(body, 400)
 
 
 def _ms(moment: datetime | None) -> int | None:

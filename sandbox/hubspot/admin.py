@@ -14,6 +14,8 @@ authentication, no rate limits, not in the request log.
 | POST ``/_sandbox/limits`` | keywords of ``set_limits`` (``tier`` too) | limits, index lag, latency |
 | POST/DELETE ``/_sandbox/faults`` | keywords of ``inject`` | arm / clear faults |
 | POST ``/_sandbox/tokens/expire`` | | expire OAuth access tokens |
+| POST ``/_sandbox/tokens/revoke`` | ``{"revoked": true}`` | uninstall the OAuth app (refreshes get invalid_grant) |
+| POST ``/_sandbox/tokens/private`` | ``{"token": "pat-..."}`` | rotate the private-app token |
 | POST ``/_sandbox/clock/advance`` | ``{"seconds": 30}`` | move the clock |
 | GET ``/_sandbox/requests``, ``/_sandbox/requests/counts`` | | the log; counts by endpoint and 429s |
 | POST ``/_sandbox/requests/reset``, ``/_sandbox/reset`` | | clear the log; reset everything |
@@ -96,6 +98,10 @@ def admin_router(sandbox: "HubSpotSandbox") -> Router:
     router.add("POST", r"/_sandbox/faults", lambda r: (sandbox.inject(**_json(r)), _done())[1])
     router.add("DELETE", r"/_sandbox/faults", lambda r: (sandbox.clear_faults(), _done())[1])
     router.add("POST", r"/_sandbox/tokens/expire", lambda r: (sandbox.expire_tokens(), _done())[1])
+    router.add("POST", r"/_sandbox/tokens/revoke", lambda r: (
+        sandbox.revoke_refresh_token(bool(_json(r).get("revoked", True))), _done())[1])
+    router.add("POST", r"/_sandbox/tokens/private", lambda r: _done({"old": sandbox.rotate_private_token(
+        str(_json(r)["token"]))}))
     router.add("POST", r"/_sandbox/clock/advance", advance)
     router.add("GET", r"/_sandbox/requests", lambda r: _done(sandbox.request_log()))
     router.add("GET", r"/_sandbox/requests/counts", counts)

@@ -59,7 +59,9 @@ class SalesforceSandbox:
     grant them), ``credentials`` (override any of the deterministic defaults),
     ``soap_login_max_version`` (SOAP ``login()`` is refused above it; None accepts any),
     ``max_api_version``, ``latency_seconds`` (added to every answer), ``log_bodies`` (False: the
-    request log keeps no bodies, for million-record benchmarks).
+    request log keeps no bodies, for million-record benchmarks), ``experience_sites`` (Experience
+    Cloud site URLs accepted as JWT audiences besides login/test) and ``accept_my_domain_audience``
+    (also accept the emulator's own URL, which plays the My Domain host; undocumented, off).
 
     Change Data Capture and Pub/Sub: ``cdc_entities`` (selected at start, default none),
     ``cdc_max_entities`` (5 without the add-on licence; None: unlimited), ``cdc_delivery_lag_seconds``
@@ -81,7 +83,8 @@ class SalesforceSandbox:
                  cdc_delivery_lag_seconds: float = 0.0, cdc_delivery_jitter_seconds: float = 0.0,
                  cdc_retention_hours: float = RETENTION.total_seconds() / 3600,
                  cdc_delivery_allocation: int | None = None, pubsub_keepalive_seconds: float = 270.0,
-                 pubsub_idle_timeout_seconds: float | None = 60.0) -> None:
+                 pubsub_idle_timeout_seconds: float | None = 60.0,
+                 experience_sites: tuple[str, ...] = (), accept_my_domain_audience: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.clock = clock or Clock()
         self.store = Store(self.clock, multi_currency=multi_currency, org_currency=org_currency,
@@ -90,6 +93,8 @@ class SalesforceSandbox:
         self.tls = make_tls_files(self.data_dir)
         self.auth = Authority(self.data_dir, self.clock, self.store.integration_user, self.store.organization_id,
                               session_seconds, credentials=credentials, soap_login_max_version=soap_login_max_version)
+        self.auth.extra_audiences.update(site.rstrip("/") for site in experience_sites)
+        self.auth.accept_my_domain_audience = accept_my_domain_audience
         self.faults = FaultBook()
         self.bus = EventBus(self.clock, self.store.organization_id, delivery_lag_seconds=cdc_delivery_lag_seconds,
                             delivery_jitter_seconds=cdc_delivery_jitter_seconds,

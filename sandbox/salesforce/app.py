@@ -216,7 +216,9 @@ class Api:
     def _token(self, request: Request) -> Response:
         if request.method != "POST":
             return Response.json({"error": "invalid_request", "error_description": "must use HTTP POST"}, 400)
-        audiences = {"https://login.salesforce.com", "https://test.salesforce.com", self.base_url()}
+        audiences = {"https://login.salesforce.com", "https://test.salesforce.com", *self.auth.extra_audiences}
+        if self.auth.accept_my_domain_audience:
+            audiences.add(self.base_url())
         try:
             token = self.auth.token_grant(request.form(), _basic_auth(request.header("Authorization")), audiences)
         except OAuthError as exc:

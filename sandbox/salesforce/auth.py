@@ -10,6 +10,13 @@ authorization code"). SOAP login answers default-namespace ``sessionId``/``serve
 
 Sessions expire after ``session_seconds`` of inactivity on the emulator's clock (the org's
 session timeout; ``sessionSecondsValid`` in SOAP's userInfo).
+
+JWT audiences: Salesforce documents ``https://login.salesforce.com``, ``https://test.salesforce.com``
+(sandboxes) and an Experience Cloud site URL (``extra_audiences``); a My Domain URL is not
+listed (shared/reference/realtime-and-auth.md §3.2, help article "OAuth 2.0 JWT Bearer Flow").
+Whether the real token endpoint accepts one is unverified, so the emulator, whose own URL
+plays the My Domain host, refuses it as "audience is invalid" unless
+``accept_my_domain_audience`` is set.
 """
 from __future__ import annotations
 
@@ -86,6 +93,8 @@ class Authority:
         self.private_key_path = Path(data_dir) / "jwt_private_key.pem"
         self.public_key_path = Path(data_dir) / "jwt_public_key.pem"
         self.public_key = self._key_pair()
+        self.extra_audiences: set[str] = set()   # Experience Cloud site URLs
+        self.accept_my_domain_audience = False
         self.refuse_logins = False            # every login fails (token endpoint and SOAP)
         self.sessions_die_on_arrival = False  # logins succeed but their tokens are already dead
         self.logins = 0

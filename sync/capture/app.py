@@ -27,7 +27,8 @@ from sync.capture.beacon import BeaconError, parse_beacon
 from sync.capture.writer import BeaconWriter
 from sync.config import Config
 from sync.ops import metrics
-from sync.ops.health import job_freshness
+from sync.ops.health import health_verdict, job_freshness, remote_report
+from sync.ops.remotes import publish_from_store
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,19 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
         return Response(status_code=204, headers=headers)
 
     async def healthz(request: Request) -> JSONResponse:
-        """Liveness plus per-job freshness (see :func:`sync.ops.health.job_freshness`). Always 200
-        while the process serves: a CRM outage must not make a supervisor restart-loop the daemon."""
-        report = job_freshness(store, job_intervals, datetime.now(timezone.utc))
+        """Per-job freshness, per-remote pauses and the verdict (:func:`sync.ops.health.verdict`):
+        200 ``ok``, or 503 ``unhealthy`` with the problems when a person should look."""
+        now = datetime.now(timezone.utc)
+        report = job_freshness(store, job_intervals, now)
         stale = sorted(name for name, entry in report.items() if entry["stale"])
-        return JSONResponse({"status": "ok", "stale_jobs": stale, "collector_queue": writer.depth, "jobs": report})
+        judged = health_verdict(store, job_intervals, now, config.settings.health)
+        return JSONResponse({"status": "ok" if judged.healthy else "unhealthy", "problems": list(judged.problems),
+                             "stale_jobs": stale, "collector_queue": writer.depth, "jobs": report,
+                             "remotes": remote_report(store, now)}, status_code=200 if judged.healthy else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         metrics.collector_queue_depth.set(writer.depth)
+        publish_from_store(store)
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def not_found(request: Request, exc) -> Response:

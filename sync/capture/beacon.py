@@ -35,7 +35,8 @@ Text64 = Annotated[str, _cap(64)]
 
 
 class BeaconV1(BaseModel):
-    """The wire format (see DESIGN.md, "Beacon v1"). Unknown fields are ignored."""
+    """The wire format: the JSON object ``send`` in ``tracker.js`` posts, field for field.
+    Unknown fields are ignored, so an older collector accepts a newer tracker's beacons."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
@@ -57,6 +58,8 @@ class BeaconV1(BaseModel):
     phone: Optional[Text64] = None
     conversion_type: Optional[Literal["form", "call", "chat", "other"]] = None
     consent: Optional[Literal["granted", "denied"]] = None
+    ad_user_data: Optional[Literal["granted", "denied"]] = None          # Google Consent Mode signals
+    ad_personalization: Optional[Literal["granted", "denied"]] = None
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Hit:
     session_key: str | None
     email_sha256: str | None = None
     phone_sha256: str | None = None
+    ad_user_data: str | None = None
+    ad_personalization: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -133,6 +138,8 @@ def parse_beacon(body: bytes, *, user_agent: str | None, now: datetime, max_skew
         session_key=beacon.sid,
         email_sha256=email_sha256,
         phone_sha256=phone_sha256,
+        ad_user_data=beacon.ad_user_data,
+        ad_personalization=beacon.ad_personalization,
         received_at=now,
     )
 

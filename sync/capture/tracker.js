@@ -2,11 +2,15 @@
  * Install: <script async src="https://COLLECTOR/t.js"></script>
  * API: closedloop('identify', {email}) · closedloop('conversion', {type, email, phone})
  *      closedloop('consent', true|false) · closedloop('pageview')
+ *      closedloop('ad_consent', {ad_user_data: true|false, ad_personalization: true|false})
+ *      (without that call, Google Consent Mode's ad_user_data / ad_personalization as the page
+ *      set them with gtag('consent', 'default'|'update', {...}) are recorded instead)
  * No dependencies; first-party cookie _cl_vid (13 months) with localStorage as fallback. */
 (function (w, d) {
   'use strict';
   var C = __CLOSEDLOOP_CONFIG__;
-  var VID = '_cl_vid', SES = '_cl_ses', OK = '_cl_consent';
+  var VID = '_cl_vid', SES = '_cl_ses', OK = '_cl_consent', ADS = '_cl_ads';
+  var SIG = ['ad_user_data', 'ad_personalization'];
   var UTM = 'utm_source utm_medium utm_campaign utm_term utm_content utm_id utm_source_platform'.split(' ');
   var CLICK = 'gclid gbraid wbraid fbclid msclkid ttclid li_fat_id'.split(' ');
   var nav = w.navigator || {};
@@ -86,6 +90,17 @@
     }
     return null;
   }
+  /* Ad consent per signal: what the page told closedloop (cookie _cl_ads, "g"/"d"/"u"), else the
+     last Consent Mode command in window.dataLayer that sets it (gtag pushes its arguments there). */
+  function ok(s) { return { true: 'g', granted: 'g', false: 'd', denied: 'd' }[s] || 'u'; }
+  function adConsent(b) {
+    var own = getCookie(ADS) || 'uu', L = w.dataLayer || [], i, v, c, e;
+    for (v = 0; v < 2; v++) {
+      c = own.charAt(v);
+      for (i = L.length - 1; c === 'u' && i >= 0; i--) if ((e = L[i]) && e[0] === 'consent' && e[2]) c = ok(e[2][SIG[v]]);
+      b[SIG[v]] = { g: 'granted', d: 'denied' }[c]; /* undefined: left out of the JSON */
+    }
+  }
   function tz() { try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; } catch (e) { return null; } }
 
   function send(type, extra) {
@@ -98,6 +113,7 @@
       ga_client_id: gaClientId(), ga_session_id: gaSessionId(), lang: nav.language || null, tz: tz()
     };
     if (consent) b.consent = consent;
+    adConsent(b);
     for (var k in extra) if (extra[k] !== undefined && extra[k] !== null && extra[k] !== '') b[k] = extra[k];
     var body = JSON.stringify(b);
     try {
@@ -146,9 +162,14 @@
         setCookie(OK, consent, 34128000); store(OK, consent);
         if (!started) start();
       } else {
-        setCookie(VID, '', 0); setCookie(SES, '', 0); setCookie(OK, '', 0);
+        setCookie(VID, '', 0); setCookie(SES, '', 0); setCookie(OK, '', 0); setCookie(ADS, '', 0);
         store(VID, null); store(SES, null); store(OK, null);
       }
+    },
+    ad_consent: function (o) {
+      o = o || {};
+      setCookie(ADS, ok(o[SIG[0]]) + ok(o[SIG[1]]), 34128000); /* later beacons carry it */
+      return true;
     }
   };
 

@@ -155,6 +155,7 @@ def _touchpoint_row(hit: Hit) -> dict[str, Any]:
         "ga_client_id": hit.ga_client_id, "ga_session_id": hit.ga_session_id, "language": hit.language,
         "timezone": hit.timezone, "user_agent": hit.user_agent, "conversion_type": hit.conversion_type,
         "consent": hit.consent, "session_key": hit.session_key,
+        "ad_user_data": hit.ad_user_data, "ad_personalization": hit.ad_personalization,
     }
     for key in UTM_KEYS:
         row[key] = hit.utm.get(key)

@@ -1,11 +1,13 @@
 """Jobs: the scheduled work that moves data between the store and the remote systems.
 
 Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
-``lifecycle``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
-``ga4_events``), ``backfill``, the read-ahead/write-behind pipeline (``prefetch``), field
-creation (``fields``) and the CRMs' triggers: what a change notification means and the queue
-it fills (``triggers``), the Salesforce change event streams (``cdc``) and the HubSpot webhook
-receiver (``webhooks``, its own small Starlette app, never among the collector's routes).
+``lifecycle``, ``conversions``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
+``ga4_events``), the ad platforms' conversions and their drain (``ad_conversions``,
+``ad_outbox``), reading destinations back (``readback``), ``backfill``, the
+read-ahead/write-behind pipeline (``prefetch``), field creation (``fields``) and the CRMs'
+triggers: what a change notification means and the queue it fills (``triggers``), the
+Salesforce change event streams (``cdc``) and the HubSpot webhook receiver (``webhooks``,
+never among the public collector's routes).
 
 This is the room that drives adapters: it may import ``adapters``, ``mappings``, ``state``,
 ``sync.config``, ``sync.journey``, ``sync.capture``'s stitching and identity, and ``sync.ops``.
@@ -15,6 +17,7 @@ enabled and how often it runs.
 from __future__ import annotations
 
 from sync.jobs.base import Job, JobContext, JobResult, JobRunner, StopRequested
+from sync.jobs.conversions import ConversionsJob
 from sync.jobs.enrich import EnrichJob
 from sync.jobs.housekeeping import HousekeepingJob
 from sync.jobs.lifecycle import LifecycleJob
@@ -23,7 +26,7 @@ from sync.jobs.revenue import RevenueJob
 
 def registry() -> list[type[Job]]:
     """Job classes in the order ``run --once`` runs them."""
-    return [EnrichJob, RevenueJob, LifecycleJob, HousekeepingJob]
+    return [EnrichJob, RevenueJob, LifecycleJob, ConversionsJob, HousekeepingJob]
 
 
 def job_intervals(config) -> dict[str, float]:

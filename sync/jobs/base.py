@@ -22,6 +22,8 @@ from state import Store
 from state.models import JobRun
 from sync.config import Config
 from sync.ops import metrics
+from sync.ops.budgets import record_allowance
+from sync.ops.remotes import PausePolicy, RemoteRun, Remotes
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class JobResult:
     records_read: int = 0
     records_written: int = 0
     message: str = ""
+    dead_letters: int = 0  # records and events set aside in this run
+    remotes: dict[str, RemoteRun] = field(default_factory=dict)  # each remote's share of the run
 
 
 @dataclass
@@ -51,6 +55,33 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     result: JobResult = field(default_factory=JobResult)
     connections: Any = None  # sync.ops.connections.Connections: adapters, mappings, GA4 sender
+    remotes: Remotes | None = None  # the pause book (sync/ops/remotes.py); None: work runs unguarded
+
+    def for_remote(self, name: str, work: Callable[[], Any]) -> RemoteRun:
+        """Do remote ``name``'s share of this run, unless the remote is paused; a remote that is
+        out of allowance, unauthorised or down is paused and the job goes on with the next one."""
+        if self.remotes is None:
+            work()
+            outcome = RemoteRun(name, "ok")
+        else:
+            outcome = self.remotes.run(name, work, passthrough=(StopRequested,))
+        earlier = self.result.remotes.get(name)
+        if earlier is None or earlier.status == "ok":  # a remote used twice in one run keeps its worst outcome
+            self.result.remotes[name] = outcome
+        return outcome
+
+    def for_crm(self, crm: str, work: Callable[[], Any]) -> RemoteRun:
+        """:meth:`for_remote` for a CRM: its allowance is remembered for ``status`` whatever
+        happens, and once closedloop's share of the day's allowance is used the CRM is paused
+        (reads spend the allowance too, not only writes)."""
+        def share() -> None:
+            adapter = self.connections.adapter(crm)
+            try:
+                work()
+            finally:
+                record_allowance(self.store, crm, adapter.allowance, self.now())
+            adapter.check_budget()
+        return self.for_remote(crm, share)
 
     def checkpoint(self) -> None:
         """Raise :class:`StopRequested` if shutdown was asked for; call it between pages."""
@@ -94,7 +125,7 @@ class Job(ABC):
 @dataclass
 class RunOutcome:
     job: str
-    outcome: str  # ok | failed | interrupted | locked | paused (an API allowance is used up)
+    outcome: str  # ok | failed | interrupted | locked | paused (a remote's work waits: see result.remotes)
     result: JobResult
     error: str = ""
     seconds: float = 0.0
@@ -115,6 +146,7 @@ class JobRunner:
         self.stop = stop or threading.Event()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.on_finish = on_finish
+        self.remotes = Remotes(store, policy=PausePolicy.from_config(config), clock=self.clock, instance=INSTANCE)
 
     def execute(self, job: Job) -> RunOutcome:
         started = time.monotonic()
@@ -129,7 +161,8 @@ class JobRunner:
                 session.add(run)
                 session.flush()
                 run_id = run.id
-            ctx = JobContext(self.config, self.store, self.stop, self.clock, connections=self.connections)
+            ctx = JobContext(self.config, self.store, self.stop, self.clock, connections=self.connections,
+                             remotes=self.remotes)
             outcome = self._run(job, ctx)
             outcome.seconds = time.monotonic() - started
             with self.store.session() as session:
@@ -149,7 +182,7 @@ class JobRunner:
             result = job.run(ctx)
             log.info("job %s done: read %d, wrote %d%s", job.name, result.records_read, result.records_written,
                      f" ({result.message})" if result.message else "")
-            return RunOutcome(job.name, "ok", result)
+            return self._by_remote(job, result)
         except StopRequested:
             log.info("job %s stopped for shutdown after committed work (read %d, wrote %d)",
                      job.name, ctx.result.records_read, ctx.result.records_written)
@@ -164,6 +197,21 @@ class JobRunner:
             log.exception("job %s failed unexpectedly", job.name)
             first_line = (str(exc).strip().splitlines() or [""])[0]
             return RunOutcome(job.name, "failed", ctx.result, f"{type(exc).__name__}: {first_line}")
+
+    @staticmethod
+    def _by_remote(job: Job, result: JobResult) -> RunOutcome:
+        """``failed`` when a remote's share failed for a reason of its own (a bug, a mapping,
+        a contract problem), ``paused`` when a remote's work waits for it to recover, else ``ok``;
+        the message names each remote that was not ok."""
+        runs = list(result.remotes.values())
+        notes = "; ".join(run.describe() for run in runs if not run.succeeded)
+        if any(run.status == "failed" for run in runs):
+            log.error("job %s failed: %s", job.name, notes)
+            return RunOutcome(job.name, "failed", result, notes)
+        if notes:
+            log.warning("job %s: %s", job.name, notes)
+            return RunOutcome(job.name, "paused", result, notes)
+        return RunOutcome(job.name, "ok", result)
 
     def _finish(self, outcome: RunOutcome) -> None:
         metrics.job_duration.labels(outcome.job, outcome.outcome).observe(outcome.seconds)

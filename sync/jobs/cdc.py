@@ -24,6 +24,7 @@ from sync.config import Config
 from sync.jobs.base import INSTANCE
 from sync.jobs.triggers import SOURCE_CDC, Routing, queue_changes, request_catch_up, save_stream
 from sync.ops import metrics
+from sync.ops.remotes import Remotes
 
 log = logging.getLogger(__name__)
 CRM = "salesforce"
@@ -34,9 +35,10 @@ class CdcListener:
 
     def __init__(self, config: Config, store: Store, connections, kick: Callable[[set[str]], None], *,
                  clock: Callable[[], datetime] | None = None, idle_timeout: float | None = None,
-                 backoff_cap: float = 60.0) -> None:
+                 backoff_cap: float = 60.0, held_recheck: float = 30.0) -> None:
         settings = config.settings.salesforce
         self.store, self.kick = store, kick
+        self.remotes = Remotes(store)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.routing = Routing(config, CRM, connections.mapping(CRM))
         self.topics = self.routing.topics()
@@ -51,7 +53,8 @@ class CdcListener:
                                      deliver=lambda delivery, topic=topic: self.deliver(topic, delivery),
                                      report=lambda state, message, topic=topic: self.report(topic, state, message),
                                      replay_lost=lambda topic=topic: self.replay_lost(topic),
-                                     stop=self.stop_event, backoff_cap=backoff_cap, **options)
+                                     stop=self.stop_event, backoff_cap=backoff_cap, held=self.held,
+                                     held_recheck=held_recheck, **options)
                         for topic in self.topics]
         self.threads: list[threading.Thread] = []
 
@@ -72,6 +75,12 @@ class CdcListener:
             metrics.trigger_connected.labels(CRM, topic).set(0)
 
     # -- what the streams call -------------------------------------------------------------
+
+    def held(self) -> str | None:
+        """Why the streams must stay idle: Salesforce is paused (per-remote isolation), so its
+        queued ids wait too; the streams resume after their stored positions when it is not."""
+        state = self.remotes.state(CRM)
+        return f"Salesforce is paused: {state.describe()}" if state.paused else None
 
     def position(self, topic: str) -> bytes | None:
         with self.store.session(readonly=True) as session:

@@ -42,7 +42,6 @@ from sync.jobs.triggers import Routing, done, expected_channels, mark_polled, po
 from sync.journey.compute import compute_variables
 from sync.journey.hits import journey_settings, to_hit
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +131,24 @@ class EnrichJob(Job):
         return pending + queued
 
     def run(self, ctx: JobContext) -> JobResult:
-        """Per CRM: the records triggers queued, then (unless this run was only for those) a poll
-        when one is due — every run without healthy triggers, else each ``safety_poll_seconds``."""
+        """Per CRM (each on its own: one paused CRM never stops the other): the records triggers
+        queued, then (unless this run was only for those) a poll when one is due — every run
+        without healthy triggers, else each ``safety_poll_seconds``."""
         for crm in ctx.connections.enabled_crms():
-            enricher = CrmEnricher(crm, ctx)
-            try:
-                enricher.drain()
-                if self.queued_only:
-                    continue
-                started = ctx.now()
-                channels = expected_channels(ctx.config, crm, Routing(ctx.config, crm, enricher.mapping))
-                polling = poll_due(ctx.store, ctx.config, crm, self.name, channels, started)
-                enricher.run(poll=polling)
-                if polling:
-                    mark_polled(ctx.store, crm, self.name, started)
-            finally:
-                record_allowance(ctx.store, crm, enricher.adapter.allowance, ctx.now())
+            ctx.for_crm(crm, lambda crm=crm: self.enrich(ctx, crm))
         return ctx.result
+
+    def enrich(self, ctx: JobContext, crm: str) -> None:
+        enricher = CrmEnricher(crm, ctx)
+        enricher.drain()
+        if self.queued_only:
+            return
+        started = ctx.now()
+        channels = expected_channels(ctx.config, crm, Routing(ctx.config, crm, enricher.mapping))
+        polling = poll_due(ctx.store, ctx.config, crm, self.name, channels, started)
+        enricher.run(poll=polling)
+        if polling:
+            mark_polled(ctx.store, crm, self.name, started)
 
 
 class CrmEnricher:
@@ -387,7 +387,8 @@ class CrmEnricher:
             rows = {row["record_id"]: row for row, _ in outcomes}  # one row per record, even if read twice
             upsert(session, LeadSync, list(rows.values()), ["crm", "object", "record_id"],
                    lambda table, new: {column: getattr(new, column) for column in (
-                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "attempts")})
+                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "written_at",
+                       "attempts")})
             links = {(link["value"], link["visitor_id"]): link for _, found in outcomes for link in found}
             upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
             done(session, queued)
@@ -436,11 +437,11 @@ class CrmEnricher:
         (written in bulk by the caller); a failed write is dead-lettered here."""
         row = {"crm": self.crm, "object": object_name, "record_id": record.id, "status": "pending_visitor",
                "record_created_at": record.created_at, "first_seen_at": now, "last_written_at": None,
-               "visitor_ids": [], "written": {}, "attempts": 0}
+               "visitor_ids": [], "written": {}, "written_at": {}, "attempts": 0}
         if sync is not None:
             row.update(status=sync.status, record_created_at=sync.record_created_at, first_seen_at=sync.first_seen_at,
                        last_written_at=sync.last_written_at, visitor_ids=sync.visitor_ids, written=sync.written,
-                       attempts=sync.attempts)
+                       written_at=sync.written_at or {}, attempts=sync.attempts)
         row["last_checked_at"] = now
         row["attempts"] += 1
         if person is None:
@@ -449,8 +450,11 @@ class CrmEnricher:
             return row, []
         row["status"], row["visitor_ids"] = "enriched", sorted(person.visitor_ids)
         if result is not None and result.ok:
-            row["written"], row["last_written_at"] = {**row["written"], **values}, now
+            landed = {name: value for name, value in values.items() if name not in result.dropped}
+            row["written"], row["last_written_at"] = {**row["written"], **landed}, now
+            row["written_at"] = {**row["written_at"], **dict.fromkeys(landed, now.isoformat())}
         elif result is not None:
+            self.ctx.result.dead_letters += 1
             session.add(DeadLetter(job=EnrichJob.name, crm=self.crm, object=object_name, record_id=record.id,
                                    code=result.code or "WRITE_FAILED", message=(result.message or "")[:2000],
                                    payload={"values": values}))

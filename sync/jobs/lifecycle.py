@@ -22,12 +22,11 @@ from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
 from sync.jobs.ga4_events import money, outbox_event, resolve_person
-from sync.jobs.outbox import drain_outbox
+from sync.jobs.outbox import send_outbox
 from sync.jobs.revenue import _row
 from sync.jobs.triggers import done, waiting
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 
 class LifecycleJob(Job):
@@ -44,20 +43,43 @@ class LifecycleJob(Job):
         return config.settings.schedule.lifecycle_seconds
 
     def run(self, ctx: JobContext) -> JobResult:
-        for crm in ctx.connections.enabled_crms():
-            if not getattr(ctx.config.settings.lifecycle, crm).enabled:
-                continue
-            adapter = ctx.connections.adapter(crm)
-            try:
-                stages = LifecycleSync(crm, ctx)
-                stages.drain()
-                if not self.queued_only:
-                    stages.run()
-            finally:
-                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
-        drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
-        ctx.result.records_written += drained.sent
+        for crm in ctx.connections.enabled_crms():  # each CRM on its own, then GA4 as a remote of its own
+            if getattr(ctx.config.settings.lifecycle, crm).enabled:
+                ctx.for_crm(crm, lambda crm=crm: LifecycleSync(crm, ctx).run(poll=not self.queued_only))
+        ctx.for_remote("ga4", lambda: send_outbox(ctx))
         return ctx.result
+
+
+def stage_streams(crm: str, adapter):
+    """(stream name, ``pages(since, until)`` of StageChange) for a CRM: lead statuses and lifecycle
+    stages, and each deal's current stage."""
+    def deal_stages(since: datetime, until: datetime):
+        for page in adapter.iter_deals(since, until):
+            yield deal_stage_changes(crm, page)
+
+    if crm == "salesforce":
+        return [("Lead", adapter.iter_lead_stages), ("Opportunity", deal_stages)]
+    return [("contacts", adapter.iter_contact_stages), ("deals", deal_stages)]
+
+
+def deal_stage_changes(crm: str, deals) -> list[StageChange]:
+    """Each deal's current stage, as a stage change of its (first) person."""
+    return [StageChange(PROFILES[crm].deal_object, deal.id, "dealstage" if crm == "hubspot" else "StageName",
+                        deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
+                        value=deal.amount, currency=deal.currency) for deal in deals]
+
+
+def stage_event(crm: str, rules, change: StageChange) -> str:
+    """What a stage means, as the GA4 lead event ``[lifecycle.<crm>]`` names for it ("" when none)."""
+    if crm == "salesforce":
+        if change.stage_field == "IsConverted":
+            return rules.converted
+        if change.stage_field == "Status":
+            return rules.lead_status.get(change.stage, "")
+        return rules.lost_opportunity if change.stage == "Closed Lost" else ""
+    table = {"lifecyclestage": rules.lifecycle_stage, "hs_lead_status": rules.lead_status,
+             "dealstage": rules.deal_stage}.get(change.stage_field, {})
+    return table.get(change.stage, "")
 
 
 class LifecycleSync:
@@ -70,49 +92,17 @@ class LifecycleSync:
 
     def streams(self):
         """(stream name, pages of StageChange) for this CRM."""
-        if self.crm == "salesforce":
-            return [("Lead", self.adapter.iter_lead_stages), ("Opportunity", self._deal_stages)]
-        return [("contacts", self.adapter.iter_contact_stages), ("deals", self._deal_stages)]
-
-    def _deal_stages(self, since: datetime, until: datetime):
-        for page in self.adapter.iter_deals(since, until):
-            yield self._stage_changes(page)
-
-    def _stage_changes(self, deals) -> list[StageChange]:
-        return [StageChange(self.profile.deal_object, deal.id, "dealstage" if self.crm == "hubspot" else "StageName",
-                            deal.stage, deal.modified_at, deal.people[0] if deal.people else None,
-                            value=deal.amount, currency=deal.currency) for deal in deals]
-
-    def drain(self) -> None:
-        """Deals whose stage a trigger said changed: read them now and record their events."""
-        while True:
-            self.ctx.checkpoint()
-            rows = waiting(self.ctx.store, self.crm, LifecycleJob.name, limit=QUEUE_BATCH)
-            if not rows:
-                return
-            changes = self._stage_changes(self.adapter.deals_by_id(
-                list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object))))
-            self.ctx.result.records_read += len(changes)
-            with self.ctx.store.session() as session:
-                for change in changes:
-                    self.record(session, change)
-                done(session, rows)
-            if len(rows) < QUEUE_BATCH:
-                return
+        return stage_streams(self.crm, self.adapter)
 
     def event_for(self, change: StageChange) -> str:
         """The configured GA4 event for a stage ("" when none)."""
-        if self.crm == "salesforce":
-            if change.stage_field == "IsConverted":
-                return self.rules.converted
-            if change.stage_field == "Status":
-                return self.rules.lead_status.get(change.stage, "")
-            return self.rules.lost_opportunity if change.stage == "Closed Lost" else ""
-        table = {"lifecyclestage": self.rules.lifecycle_stage, "hs_lead_status": self.rules.lead_status,
-                 "dealstage": self.rules.deal_stage}.get(change.stage_field, {})
-        return table.get(change.stage, "")
+        return stage_event(self.crm, self.rules, change)
 
-    def run(self) -> None:
+    def run(self, *, poll: bool = True) -> None:
+        """The deals triggers queued, then (``poll``) every stage changed since the cursors."""
+        self.drain()
+        if not poll:
+            return
         now = self.ctx.now()
         until = now - self.profile.lag(self.ctx.config, self.crm)
         for object_name, pages in self.streams():
@@ -134,6 +124,23 @@ class LifecycleSync:
                     upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": newest.isoformat(),
                                               "updated_at": now}], ["crm", "stream"],
                            lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+
+    def drain(self) -> None:
+        """Deals whose stage a trigger said changed: read them now and record their events."""
+        while True:
+            self.ctx.checkpoint()
+            rows = waiting(self.ctx.store, self.crm, LifecycleJob.name, limit=QUEUE_BATCH)
+            if not rows:
+                return
+            changes = deal_stage_changes(self.crm, self.adapter.deals_by_id(
+                list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object))))
+            self.ctx.result.records_read += len(changes)
+            with self.ctx.store.session() as session:
+                for change in changes:
+                    self.record(session, change)
+                done(session, rows)
+            if len(rows) < QUEUE_BATCH:
+                return
 
     def record(self, session: Session, change: StageChange) -> None:
         name = self.event_for(change)

@@ -35,6 +35,7 @@ from sync.ops import metrics
 log = logging.getLogger(__name__)
 PAGE = 500
 LOCK = "ga4-outbox"
+DESTINATION = "ga4"  # the outbox rows this drain owns (the ad platforms' rows have their own drain)
 _drain_lock = threading.Lock()  # the revenue and lifecycle jobs both drain, maybe in parallel threads
 
 
@@ -44,6 +45,19 @@ class DrainResult:
     dead: int = 0
     requests: int = 0
     stopped_by: str = ""
+    unreachable: TransientError | None = None  # GA4 failed through the retries; the rest stays queued
+
+
+def send_outbox(ctx) -> DrainResult:
+    """A job's GA4 share (``ctx`` a :class:`~sync.jobs.base.JobContext`, run under
+    ``ctx.for_remote("ga4", ...)``): drain, count what was sent and set aside, and raise the
+    error that stopped the drain so the GA4 remote is paused while it is unreachable."""
+    drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
+    ctx.result.records_written += drained.sent
+    ctx.result.dead_letters += drained.dead
+    if drained.unreachable is not None:
+        raise drained.unreachable
+    return drained
 
 
 def drain_outbox(store, sender: Ga4Sender, now, checkpoint=lambda: None) -> DrainResult:
@@ -71,7 +85,8 @@ def idempotent(event: OutboxEvent) -> bool:
 def recover_interrupted(store) -> int:
     """Settle events a dead drain left ``sending``; returns how many were found."""
     with store.session() as session:
-        stuck = session.exec(select(OutboxEvent).where(OutboxEvent.status == "sending")).all()
+        stuck = session.exec(select(OutboxEvent).where(OutboxEvent.destination == DESTINATION,
+                                                        OutboxEvent.status == "sending")).all()
         for event in stuck:
             if idempotent(event):
                 event.status = "pending"
@@ -113,7 +128,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
         checkpoint()
         with store.session(readonly=True) as session:
             pending = list(session.exec(select(OutboxEvent).where(
-                OutboxEvent.status == "pending",
+                OutboxEvent.destination == DESTINATION, OutboxEvent.status == "pending",
                 or_(OutboxEvent.client_id > after[0], and_(OutboxEvent.client_id == after[0],
                                                            OutboxEvent.id > after[1])))
                 .order_by(OutboxEvent.client_id, OutboxEvent.id).limit(PAGE)).all())
@@ -132,12 +147,13 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
                 _send_chunk(store, sender, chunk, now(), result, held)
             except TransientError as exc:
                 _note_failure(store, chunk, exc.user_message)
-                result.stopped_by = exc.user_message
+                result.stopped_by, result.unreachable = exc.user_message, exc
                 log.warning("GA4 unreachable; %d event(s) stay queued: %s", len(chunk), exc.user_message)
                 return result
     with store.session(readonly=True) as session:
         metrics.outbox_depth.set(session.exec(select(func.count()).select_from(OutboxEvent)
-                                              .where(OutboxEvent.status == "pending")).one())
+                                              .where(OutboxEvent.destination == DESTINATION,
+                                                     OutboxEvent.status == "pending")).one())
     if held:
         log.warning("%d deal(s) hold their later GA4 events until an uncertain one is retried or dropped "
                     "(closedloop dead-letters list --job ga4)", len(held))
@@ -147,7 +163,7 @@ def _drain(store, sender: Ga4Sender, now, checkpoint) -> DrainResult:
 def _uncertain_deals(store) -> dict[tuple[str, str], int]:
     with store.session(readonly=True) as session:
         rows = session.exec(select(OutboxEvent.crm, OutboxEvent.record_id, func.min(OutboxEvent.id))
-                            .where(OutboxEvent.status == "uncertain")
+                            .where(OutboxEvent.destination == DESTINATION, OutboxEvent.status == "uncertain")
                             .group_by(OutboxEvent.crm, OutboxEvent.record_id)).all()
     return {(crm, record_id): first for crm, record_id, first in rows}
 
@@ -211,6 +227,7 @@ def _send_chunk(store, sender: Ga4Sender, chunk: list[OutboxEvent], moment: date
     with store.session() as session:
         for event in session.exec(select(OutboxEvent).where(col(OutboxEvent.id).in_(ids))).all():
             event.status, event.sent_at, event.attempts = "sent", moment, event.attempts + 1
+            event.first_sent_at = event.first_sent_at or moment
             session.add(event)
     metrics.ga4_events.labels("sent").inc(len(good))
     result.sent += len(good)

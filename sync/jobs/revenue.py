@@ -20,20 +20,20 @@ import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, delete, func, select
 
-from adapters.base import Deal, PersonRef
-from state.models import Cursor, DealRecord, OutboxEvent, RevenueLedger
+from adapters.base import Deal, DealStage, PersonRef
+from state.models import Cursor, DealRecord, DealStageRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
 from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
-from sync.jobs.outbox import drain_outbox
-from sync.jobs.triggers import done, waiting
+from sync.jobs.outbox import send_outbox
+from sync.jobs.triggers import done
+from sync.jobs.triggers import waiting as queued
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
-from sync.ops.budgets import record_allowance
 
 log = logging.getLogger(__name__)
 WAITING_BATCH = 500
@@ -58,23 +58,13 @@ class RevenueJob(Job):
     @classmethod
     def backlog(cls, session) -> int | None:
         return session.exec(select(func.count()).select_from(OutboxEvent)
-                            .where(OutboxEvent.status == "pending")).one()
+                            .where(OutboxEvent.destination == "ga4", OutboxEvent.status == "pending")).one()
 
     def run(self, ctx: JobContext) -> JobResult:
-        for crm in ctx.connections.enabled_crms():
-            adapter = ctx.connections.adapter(crm)
-            try:
-                deals = RevenueSync(crm, ctx)
-                deals.drain()
-                if not self.queued_only:
-                    deals.run()
-            finally:
-                record_allowance(ctx.store, crm, adapter.allowance, ctx.now())
+        for crm in ctx.connections.enabled_crms():  # each CRM on its own, then GA4 as a remote of its own
+            ctx.for_crm(crm, lambda crm=crm: RevenueSync(crm, ctx).run(poll=not self.queued_only))
         if ctx.config.settings.ga4.enabled:
-            drained = drain_outbox(ctx.store, ctx.connections.ga4(), ctx.now, ctx.checkpoint)
-            ctx.result.records_written += drained.sent
-            if drained.stopped_by:
-                ctx.result.message = f"GA4 unreachable, events stay queued: {drained.stopped_by}"
+            ctx.for_remote("ga4", lambda: send_outbox(ctx))
         return ctx.result
 
 
@@ -87,7 +77,13 @@ class RevenueSync:
         self.ga4 = ctx.config.settings.ga4
         self.wait = timedelta(hours=ctx.config.settings.journey.match_wait_hours)
 
-    def run(self) -> None:
+    def run(self, *, poll: bool = True) -> None:
+        """The deals triggers queued, then (``poll``) every deal changed since the cursor."""
+        self.drain()
+        if poll:
+            self.poll()
+
+    def poll(self) -> None:
         stream = f"{RevenueJob.name}:deals"
         now = self.ctx.now()
         until = now - self.profile.lag(self.ctx.config, self.crm)
@@ -95,6 +91,8 @@ class RevenueSync:
             cursor = session.get(Cursor, (self.crm, stream))
         since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
             else now - INITIAL_WINDOW
+        with self.ctx.store.session() as session:
+            mirror_stages(session, self.crm, self.adapter.deal_stages(), now)
         for page in self.adapter.iter_deals(since, until):
             self.ctx.checkpoint()
             if not page:
@@ -118,7 +116,7 @@ class RevenueSync:
         same deal later sends nothing twice)."""
         while True:
             self.ctx.checkpoint()
-            rows = waiting(self.ctx.store, self.crm, RevenueJob.name, limit=QUEUE_BATCH)
+            rows = queued(self.ctx.store, self.crm, RevenueJob.name, limit=QUEUE_BATCH)
             if not rows:
                 return
             now = self.ctx.now()
@@ -231,6 +229,17 @@ def mirror_deals(session: Session, crm: str, deals: list[Deal], now: datetime) -
         column: getattr(new, column) for column in ("name", "stage", "is_won", "is_closed", "amount", "currency",
                                                     "created_at", "closed_at", "person_object", "person_id",
                                                     "updated_at")})
+
+
+def mirror_stages(session: Session, crm: str, stages: list[DealStage], now: datetime) -> None:
+    """Keep the CRM's stage order and labels (``deal_stages``) current for the pipeline report.
+    Stages the CRM no longer lists are dropped; deals still in one show its raw value."""
+    if not stages:
+        return
+    session.exec(delete(DealStageRecord).where(DealStageRecord.crm == crm))
+    session.add_all(DealStageRecord(crm=crm, stage=stage.stage[:128], label=stage.label[:255],
+                                    pipeline=stage.pipeline[:255], position=stage.position, updated_at=now)
+                    for stage in {stage.stage[:128]: stage for stage in stages}.values())
 
 
 def _row(event: OutboxEvent) -> dict:

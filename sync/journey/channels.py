@@ -25,6 +25,16 @@ How the rules are applied
 
 What GA4 does and closedloop cannot
 -----------------------------------
+AI Assistant
+------------
+GA4 added an "AI Assistant" channel on 2026-05-13, forward only. Google has published neither
+its exact rule nor its host list; what is known and where it comes from is in
+``data/ai_assistants.toml``. closedloop's rule (``ai_assistant``) sits just before Referral, as
+the channel must for GA4's rewrite of the referral medium to matter: medium ``ai-assistant``,
+or medium referral / (none) / (not set) with a source on that list. Sessions before the list's
+effective date are classified without it, as GA4 did then. ``sync.journey.traffic`` gives a
+session referred by a listed host the medium ``ai-assistant``, as GA4 does.
+
 Google's page has a second table, "Channels for Google Ads traffic", for auto-tagged clicks:
 GA4 asks the linked Google Ads account for the click's ad network type and names, e.g.,
 Performance Max clicks Cross-network and YouTube clicks Paid Video. closedloop does not see the
@@ -35,11 +45,16 @@ from __future__ import annotations
 
 import csv
 import re
+import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from importlib import resources
 
 CATEGORY_FILE = "ga4_source_categories.csv"
+AI_ASSISTANT_FILE = "ai_assistants.toml"
+AI_ASSISTANT_MEDIUM = "ai-assistant"
+AI_REFERRAL_MEDIUMS = ("referral", "(none)", "(not set)")
 
 PAID_MEDIUM = r"^(.*cp.*|ppc|retargeting|paid.*)$"
 SHOPPING_CAMPAIGN = r"^(.*(([^a-df-z]|^)shop|shopping).*)$"
@@ -87,6 +102,10 @@ RULES: tuple[Rule, ...] = (
     Rule("organic_video", "Organic Video",
          f"Source matches a list of video sites OR Medium matches regex {VIDEO_MEDIUM}"),
     Rule("organic_search", "Organic Search", "Source matches a list of search sites OR Medium exactly matches organic"),
+    Rule("ai_assistant", "AI Assistant",
+         f'Medium exactly matches "{AI_ASSISTANT_MEDIUM}" OR (Medium is one of ("referral", "(none)", "(not set)") '
+         f"AND Source is on closedloop's list of AI assistant hosts, data/{AI_ASSISTANT_FILE}); for sessions "
+         "from the list's effective date on (GA4 publishes no list; closedloop's placement before Referral)"),
     Rule("referral", "Referral", 'Medium is one of ("referral", "app", or "link")'),
     Rule("email", "Email", "Source = email|e-mail|e_mail|e mail OR Medium = email|e-mail|e_mail|e mail"),
     Rule("affiliates", "Affiliates", "Medium = affiliate"),
@@ -117,20 +136,48 @@ def source_categories() -> dict[str, str]:
             for row in csv.DictReader(text.splitlines())}
 
 
+@dataclass(frozen=True)
+class AssistantList:
+    """The AI assistant hosts (host → assistant name) and the day GA4 started the channel."""
+
+    effective_date: date
+    hosts: dict[str, str]
+
+    def assistant(self, host: str) -> str | None:
+        """The assistant behind ``host`` (a listed host or a subdomain of one), else None."""
+        host = (host or "").lower().rstrip(".")
+        for listed, name in self.hosts.items():
+            if host == listed or host.endswith("." + listed):
+                return name
+        return None
+
+    def in_effect(self, at: datetime | None) -> bool:
+        """Whether a session starting at ``at`` gets the channel (None: now, so yes)."""
+        return at is None or at.astimezone(timezone.utc).date() >= self.effective_date
+
+
+@lru_cache(maxsize=1)
+def ai_assistants() -> AssistantList:
+    """``data/ai_assistants.toml``: the hosts GA4 is known or reported to file under AI Assistant."""
+    data = tomllib.loads((resources.files("sync.journey") / "data" / AI_ASSISTANT_FILE).read_text(encoding="utf-8"))
+    return AssistantList(data["effective_date"], {entry["host"].lower(): entry["assistant"] for entry in data["host"]})
+
+
 def source_category(source: str) -> str | None:
     """The category of ``source`` on Google's list, or None when it is not listed."""
     return source_categories().get((source or "").lower())
 
 
 def classify(source: str, medium: str, campaign: str = "", *, source_platform: str = "",
-             has_google_click_id: bool = False) -> ChannelMatch:
+             has_google_click_id: bool = False, at: datetime | None = None) -> ChannelMatch:
     """The GA4 default channel of a session with this source, medium and campaign name.
 
     ``source_platform`` (``utm_source_platform``) and ``has_google_click_id`` say whether the
     click was auto-tagged by Google Ads; they do not change the channel (see the module
-    docstring) but the reason then says what GA4 would know that closedloop does not.
+    docstring) but the reason then says what GA4 would know that closedloop does not. ``at``
+    is when the session started: rules GA4 added later (AI Assistant) apply from their date.
     """
-    match = _apply_rules(_value(source), _value(medium), (campaign or "").lower())
+    match = _apply_rules(_value(source), _value(medium), (campaign or "").lower(), at)
     google_ads = has_google_click_id or (source_platform or "").lower() == "google ads"
     if google_ads and match.rule not in ("direct", "cross_network"):
         match = ChannelMatch(match.channel, match.rule, match.reason + (
@@ -143,7 +190,7 @@ def _value(text: str) -> str:
     return (text or "").lower() or NOT_SET
 
 
-def _apply_rules(source: str, medium: str, campaign: str) -> ChannelMatch:
+def _apply_rules(source: str, medium: str, campaign: str, at: datetime | None = None) -> ChannelMatch:
     category = source_category(source)
     paid = bool(_PAID.fullmatch(medium))
     shopping_campaign = bool(_SHOPPING.fullmatch(campaign))
@@ -180,8 +227,18 @@ def _apply_rules(source: str, medium: str, campaign: str) -> ChannelMatch:
         return hit("organic_video", listed("video") if category == "VIDEO" else f"medium {m} contains video")
     if category == "SEARCH" or medium == "organic":
         return hit("organic_search", listed("search") if category == "SEARCH" else "medium is organic")
+    assistants = ai_assistants()
+    assistant = assistants.assistant(source)
+    if assistants.in_effect(at):
+        if medium == AI_ASSISTANT_MEDIUM:
+            return hit("ai_assistant", f"medium is {AI_ASSISTANT_MEDIUM}")
+        if assistant and medium in AI_REFERRAL_MEDIUMS:
+            return hit("ai_assistant", f"source {s} is {assistant} on closedloop's AI assistant list and medium "
+                                       f"{m} is one of {', '.join(AI_REFERRAL_MEDIUMS)}")
+    late = (f"; {assistant} counts as AI Assistant only from {assistants.effective_date}, when GA4 added it"
+            if assistant else "")
     if medium in REFERRAL_MEDIUMS:
-        return hit("referral", f"medium {m} is one of {', '.join(REFERRAL_MEDIUMS)}")
+        return hit("referral", f"medium {m} is one of {', '.join(REFERRAL_MEDIUMS)}{late}")
     if source in EMAIL_VALUES or medium in EMAIL_VALUES:
         which = f"source {s}" if source in EMAIL_VALUES else f"medium {m}"
         return hit("email", f"{which} is one of {', '.join(EMAIL_VALUES)}")
@@ -195,4 +252,4 @@ def _apply_rules(source: str, medium: str, campaign: str) -> ChannelMatch:
         return hit("mobile_push", f"medium {m} ends with push or contains mobile or notification")
     if source == "firebase":
         return hit("mobile_push", "source is firebase")
-    return hit("unassigned", f"no rule matches source {s}, medium {m}, campaign {c}")
+    return hit("unassigned", f"no rule matches source {s}, medium {m}, campaign {c}{late}")

@@ -75,6 +75,8 @@ class Hit:
     user_agent: str = ""
     conversion_type: str = ""          # form | call | chat | other, on conversion hits
     consent: str = ""                  # "granted" | "denied" | "" (unknown)
+    ad_user_data: str = ""             # Google Consent Mode: "granted" | "denied" | "" (not set)
+    ad_personalization: str = ""
 
     @property
     def is_pageview(self) -> bool:
@@ -404,7 +406,7 @@ def _landing(hits: tuple[Hit, ...]) -> Hit:
 def _session(visitor_id: str, hits: list[Hit], settings: JourneySettings) -> Session:
     landing = _landing(tuple(hits))
     traffic = derive(landing.url, landing.referrer, utm=landing.utm, click_ids=landing.click_ids,
-                     site_hosts=settings.site_hosts)
+                     site_hosts=settings.site_hosts, at=_utc(landing.occurred_at))
     return Session(visitor_id, tuple(hits), traffic)
 
 

@@ -19,7 +19,8 @@ def to_hit(row: Touchpoint) -> Hit:
         click_ids={key: getattr(row, key) for key in CLICK_ID_KEYS if getattr(row, key)},
         ga_client_id=row.ga_client_id or "", ga_session_id=row.ga_session_id or "", language=row.language or "",
         timezone=row.timezone or "", user_agent=row.user_agent or "", conversion_type=row.conversion_type or "",
-        consent=row.consent or "")
+        consent=row.consent or "", ad_user_data=row.ad_user_data or "",
+        ad_personalization=row.ad_personalization or "")
 
 
 def journey_settings(config: Config) -> JourneySettings:

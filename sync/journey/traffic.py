@@ -25,8 +25,10 @@ which one it was (``TrafficSource.reason``, printed by ``closedloop explain``):
 
    ``fbclid`` is not among them: Facebook and Instagram add it to every outbound link, posts as
    well as ads, so it proves a click from Meta's apps but not a paid one (see step 4).
-3. **An external referrer.** A search engine (:data:`SEARCH_ENGINES`) gives its short name and
-   ``organic`` (``www.google.co.uk`` → ``google / organic``); any other host gives
+3. **An external referrer.** A search engine (:func:`search_engines`, ``data/search_engines.toml``)
+   gives its short name and ``organic`` (``www.google.co.uk`` → ``google / organic``); an AI
+   assistant (``data/ai_assistants.toml``, for sessions from the day GA4 added the channel)
+   gives ``host / ai-assistant``, as GA4 rewrites it; any other host gives
    ``host / referral`` with ``www.`` dropped. Social sites stay ``referral`` here and become
    Organic Social through Google's source list, exactly as in GA4 (``l.facebook.com``,
    ``t.co``, ``lnkd.in`` are on it). The site's own hosts — the configured ``site_hosts`` and
@@ -41,12 +43,17 @@ which one it was (``TrafficSource.reason``, printed by ``closedloop explain``):
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+from importlib import resources
 from typing import Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from sync.journey.channels import ChannelMatch, classify
+from sync.journey.channels import AI_ASSISTANT_MEDIUM, ChannelMatch, ai_assistants, classify
+
+SEARCH_ENGINE_FILE = "search_engines.toml"
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_id", "utm_source_platform")
 CAMPAIGN_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_id")  # any of these makes a touch
@@ -68,23 +75,13 @@ CAMPAIGN_KEY_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "gclid", "gbr
                        "msclkid", "ttclid", "li_fat_id")
 DIRECT, NONE, NOT_SET = "(direct)", "(none)", "(not set)"
 
-# Referring host (lower case, without "www.") → the source GA4-style reports give organic search.
-SEARCH_ENGINES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(pattern), name) for pattern, name in (
-    (r"google(\.[a-z]{2,3}){1,2}|com\.google\.android\.googlequicksearchbox", "google"),
-    (r"(.+\.)?bing\.com", "bing"),
-    (r"(.+\.)?search\.yahoo(\.[a-z]{2,3}){1,2}|yahoo\.(com|co\.jp)", "yahoo"),
-    (r"(.+\.)?duckduckgo\.com", "duckduckgo"),
-    (r"(m\.)?baidu\.com", "baidu"),
-    (r"(yandex|ya)(\.[a-z]{2,3}){1,2}", "yandex"),
-    (r"ecosia\.org", "ecosia"),
-    (r"search\.brave\.com", "brave"),
-    (r"(.+\.)?qwant\.com", "qwant"),
-    (r"(.+\.)?startpage\.com", "startpage"),
-    (r"(m\.)?search\.naver\.com", "naver"),
-    (r"search\.seznam\.cz", "seznam"),
-    (r"(.+\.)?ask\.com", "ask"),
-    (r"search\.aol\.com", "aol"),
-))
+
+
+@lru_cache(maxsize=1)
+def search_engines() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """``data/search_engines.toml``: (whole-host pattern, engine name), in the file's order."""
+    data = tomllib.loads((resources.files("sync.journey") / "data" / SEARCH_ENGINE_FILE).read_text(encoding="utf-8"))
+    return tuple((re.compile(entry["pattern"]), entry["name"]) for entry in data["engine"])
 
 
 @dataclass(frozen=True)
@@ -171,8 +168,10 @@ def campaign_key(url: str, utm: Mapping[str, str] | None = None, click_ids: Mapp
 
 
 def derive(url: str, referrer: str = "", *, utm: Mapping[str, str] | None = None,
-           click_ids: Mapping[str, str] | None = None, site_hosts: tuple[str, ...] = ()) -> TrafficSource:
-    """The acquisition data of a session from its landing hit (rules in the module docstring)."""
+           click_ids: Mapping[str, str] | None = None, site_hosts: tuple[str, ...] = (),
+           at: datetime | None = None) -> TrafficSource:
+    """The acquisition data of a session from its landing hit (rules in the module docstring);
+    ``at``, the session's start, decides whether rules GA4 added later apply."""
     utm_values, clicks = landing_evidence(url, utm, click_ids)
     click_name = next((name for name in CLICK_IDS if name in clicks), "")
     referrer_host = host_of(referrer)
@@ -187,7 +186,7 @@ def derive(url: str, referrer: str = "", *, utm: Mapping[str, str] | None = None
 
     def result(source: str, medium: str, reason: str) -> TrafficSource:
         match = classify(source, medium, details["campaign"], source_platform=details["source_platform"],
-                         has_google_click_id=google_click)
+                         has_google_click_id=google_click, at=at)
         return TrafficSource(source=source, medium=medium, reason=f"{reason} → {source} / {medium}", match=match,
                              **details)
 
@@ -200,9 +199,13 @@ def derive(url: str, referrer: str = "", *, utm: Mapping[str, str] | None = None
         source, medium, who = AD_CLICK_IDS[ad_click]
         return result(source, medium, f"{ad_click} present ({who} click)")
     if external:
-        engine = next((name for pattern, name in SEARCH_ENGINES if pattern.fullmatch(referrer_host)), None)
+        engine = next((name for pattern, name in search_engines() if pattern.fullmatch(referrer_host)), None)
         if engine:
             return result(engine, "organic", f"referrer {referrer_host} is the {engine} search engine")
+        assistant = ai_assistants().assistant(referrer_host)
+        if assistant and ai_assistants().in_effect(at):
+            return result(referrer_host, AI_ASSISTANT_MEDIUM, f"referrer {referrer_host} is the AI assistant "
+                                                              f"{assistant}")
         return result(referrer_host, "referral", f"referrer {referrer_host} is an external site")
     if "fbclid" in clicks:
         return result("facebook", "referral", "fbclid without an external referrer: a link opened from Facebook "

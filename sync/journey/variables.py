@@ -134,3 +134,8 @@ def _enumerations() -> dict[str, frozenset[str]]:
 
 # Variables whose values come from a closed set (a restricted picklist can hold them).
 ENUMERATIONS: dict[str, frozenset[str]] = _enumerations()
+
+
+# Identifiers a text field must hold whole (cut short, they would match nobody): the longest
+# value the collector accepts (visitor ids 64 characters; GA ids ``x.y``, 20 digits each).
+WHOLE_LENGTHS: dict[str, int] = {"visitor_id": 64, "ga_client_id": 41, "ga_session_id": 20}

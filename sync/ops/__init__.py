@@ -1,8 +1,9 @@
 """Ops: what an operator needs to run the daemon for months.
 
 Owns job health (``health``), the Prometheus registry (``metrics``), logging with secret
-redaction (``logs``), remembered API allowances (``budgets``), dead letters
-(``dead_letters``) and building the adapters, mappings and GA4 sender a config describes
+redaction (``logs``), remembered API allowances (``budgets``), the per-remote pause book that
+isolates one remote's trouble from the others (``remotes``), dead letters (``dead_letters``)
+and building the adapters, mappings, GA4 sender and ad platform senders a config describes
 (``connections``).
 
 It may import ``adapters``, ``mappings``, ``state`` and ``sync.config``; ``connections`` also

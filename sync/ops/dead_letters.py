@@ -1,10 +1,10 @@
 """Listing, retrying and dropping dead letters (``closedloop dead-letters``).
 
-A dead letter is a record write or a GA4 event that failed for a reason retrying alone would
+A dead letter is a record write or an outbox event (GA4, Google Ads, Meta) that failed for a reason retrying alone would
 not fix (a validation rule, a bad value, an event GA4 may already have). Once a person has
 fixed the cause, ``retry`` queues it again:
 
-- a GA4 event goes back to ``pending`` in the outbox and leaves with the next drain;
+- a GA4 event or ad conversion goes back to ``pending`` in the outbox and leaves with the next drain;
 - a CRM record is marked ``retry``; the next enrich run re-reads it by id, recomputes its
   variables and writes what still differs (see ``CrmEnricher.retry_dead_letters``).
 
@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from sqlmodel import col, func, select
 
 from state.models import DeadLetter, OutboxEvent
+
+OUTBOX_JOBS = ("ga4", "google_ads", "meta")  # dead letters that stand for an outbox event
 
 
 @dataclass
@@ -48,10 +50,12 @@ def retry(store, ids: list[int] | None, *, job: str | None = None, now: datetime
     done = Changed()
     with store.session() as session:
         for letter in _chosen(session, ids, job, done):
-            if letter.job == "ga4":
+            if letter.job in OUTBOX_JOBS:
                 event = _event_of(session, letter)
                 if event is not None and event.status != "sent":
                     event.status, event.last_error = "pending", None
+                    if letter.job != "ga4":  # a person checked the platform: send it as new
+                        event.first_sent_at = None
                     session.add(event)
                 letter.status, letter.resolved_at = "retried", now
             else:
@@ -69,7 +73,7 @@ def drop(store, ids: list[int] | None, *, job: str | None = None, now: datetime 
         for letter in _chosen(session, ids, job, done):
             letter.status, letter.resolved_at = "dropped", now
             session.add(letter)
-            if letter.job == "ga4":  # a person checked: GA4 has it (or it should never go); stop holding
+            if letter.job in OUTBOX_JOBS:  # a person checked: the remote has it (or it should never go)
                 event = _event_of(session, letter)
                 if event is not None and event.status == "uncertain":
                     event.status = "dropped"

@@ -108,3 +108,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[
     # Third-party chatter that would otherwise print full request URLs at DEBUG.
     for noisy in ("urllib3", "apscheduler.executors", "apscheduler.scheduler", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def json_logging() -> bool:
+    """Whether closedloop's log handler writes JSON lines (where tracebacks belong)."""
+    return any(getattr(handler, "_closedloop", False) and isinstance(handler.formatter, _JsonFormatter)
+               for handler in logging.getLogger().handlers)

@@ -21,6 +21,9 @@ api_budget_remaining = Gauge(
     ["system", "window"], registry=REGISTRY)
 ga4_events = Counter(
     "closedloop_ga4_events", "GA4 events by outcome (sent, dead_lettered).", ["outcome"], registry=REGISTRY)
+ad_conversions = Counter(
+    "closedloop_ad_conversions", "Ad platform conversions by destination and outcome (sent, dead_lettered, "
+    "skipped).", ["destination", "outcome"], registry=REGISTRY)
 outbox_depth = Gauge(
     "closedloop_outbox_depth", "GA4 events waiting in the outbox.", registry=REGISTRY)
 job_duration = Histogram(
@@ -41,3 +44,15 @@ trigger_lag = Gauge(
 triggered_enrich = Histogram(
     "closedloop_triggered_enrich_seconds", "From a CRM change to closedloop having processed it (triggered path).",
     ["crm", "job"], registry=REGISTRY, buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 300))
+remote_up = Gauge(
+    "closedloop_remote_up", "1 while closedloop talks to the remote, 0 while it is paused.", ["remote"],
+    registry=REGISTRY)
+remote_paused_seconds = Gauge(
+    "closedloop_remote_paused_seconds", "How long the remote's current pause has lasted (0 when not paused).",
+    ["remote"], registry=REGISTRY)
+remote_paused_until = Gauge(
+    "closedloop_remote_paused_until", "When a paused remote is tried again (Unix time; 0 when not paused).",
+    ["remote"], registry=REGISTRY)
+remote_failures = Counter(
+    "closedloop_remote_failures", "Failures that paused a remote, by reason (budget, auth, down).",
+    ["remote", "reason"], registry=REGISTRY)

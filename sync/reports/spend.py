@@ -1,7 +1,9 @@
 """Importing ad spend from CSV (``closedloop spend import FILE.csv``).
 
 Columns (header row, any order): ``date`` (YYYY-MM-DD), ``channel`` and/or ``source``,
-optional ``campaign``, ``cost``, optional ``currency``. The file is checked whole first:
+optional ``campaign``, optional ``keyword`` (or ``term``), ``cost``, optional ``currency``.
+Spend is joined to the report at the level the file gives: a campaign's cost without keywords
+belongs to the campaign as a whole, never to one of its keyword rows. The file is checked whole first:
 every bad row is reported with its line number and column, and nothing is imported until the
 file is clean. Re-importing the same day/channel/source/campaign replaces its cost.
 """
@@ -28,6 +30,7 @@ class SpendRow:
     campaign: str
     cost: Decimal
     currency: str
+    keyword: str = ""
 
 
 def parse_spend(path: Path) -> list[SpendRow]:
@@ -43,7 +46,7 @@ def parse_spend(path: Path) -> list[SpendRow]:
         if missing or not ({"channel", "source"} & set(header)):
             need = missing + ([] if {"channel", "source"} & set(header) else ["channel or source"])
             raise ConfigError(f"{path}:1: header lacks {', '.join(need)} (expected date, channel and/or source, "
-                              "campaign, cost, currency)")
+                              "campaign, keyword, cost, currency)")
         rows, problems = [], []
         for line, raw in enumerate(reader, start=2):
             record = {str(k).strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -67,7 +70,8 @@ def parse_spend(path: Path) -> list[SpendRow]:
                 problems.append(f"{path}:{line}: currency: {currency!r} is not a three-letter code")
                 continue
             rows.append(SpendRow(day, record.get("channel", ""), record.get("source", ""),
-                                 record.get("campaign", ""), cost, currency))
+                                 record.get("campaign", ""), cost, currency,
+                                 record.get("keyword", "") or record.get("term", "")))
     if problems:
         raise ConfigError("\n".join(problems + [f"{path}: nothing imported ({len(problems)} bad row(s))"]))
     return rows
@@ -75,6 +79,7 @@ def parse_spend(path: Path) -> list[SpendRow]:
 
 def import_spend(session: Session, rows: list[SpendRow]) -> int:
     upsert(session, Spend, [{"day": r.day, "channel": r.channel, "source": r.source, "campaign": r.campaign,
-                             "cost": str(r.cost), "currency": r.currency} for r in rows],
-           ["day", "channel", "source", "campaign"], lambda table, new: {"cost": new.cost, "currency": new.currency})
+                             "keyword": r.keyword, "cost": str(r.cost), "currency": r.currency} for r in rows],
+           ["day", "channel", "source", "campaign", "keyword"],
+           lambda table, new: {"cost": new.cost, "currency": new.currency})
     return len(rows)

@@ -404,6 +404,8 @@ VISITS = [
     ("10.13", SITE + "?utm_source=linkedin&utm_medium=paid_social", "", "linkedin / paid_social", "Paid Social"),
     ("10.14", SITE + "?utm_campaign=spring", "https://www.google.com/", "(not set) / (not set)", "Unassigned"),
     ("10.15", SITE, "https://search.brave.com/search?q=x", "search.brave.com / referral", "Referral"),
+    ("10.16", SITE, "https://chatgpt.com/", "chatgpt.com / ai-assistant", "AI Assistant"),
+    ("10.17", SITE + "?utm_source=chatgpt&utm_medium=email", "https://chatgpt.com/", "chatgpt / email", "Email"),
 ]
 
 
@@ -413,7 +415,9 @@ def test_first_user_source_comes_from_the_first_tagging_hit(ga4):
     (https://developers.google.com/analytics/bigquery/traffic-attribution-data). Channels per
     Google's default channel group rules ([CHANNELS]) and its source lists, so a search engine
     missing from them (Brave) is a referral; an fbclid is only an indicator; a link tagged with
-    utm_campaign alone leaves source and medium (not set) (inference)."""
+    utm_campaign alone leaves source and medium (not set) (inference); an AI assistant's
+    referral is medium ai-assistant, channel AI Assistant, unless UTMs say otherwise
+    (realtime-and-auth.md §4.1)."""
     for client_id, url, referrer, _, _ in VISITS:
         hit(ga4, client_id, url, referrer)
         hit(ga4, client_id, SITE + "?utm_source=later&utm_medium=cpc", session_id="1763650000")
@@ -595,8 +599,22 @@ def test_control_api_over_http(ga4):
     ("firebase", "x", "", "Mobile Push Notifications"),
     ("partner", "print", "", "Unassigned"),
     ("(not set)", "(not set)", "", "Unassigned"),
+    ("chatgpt.com", "ai-assistant", "(ai-assistant)", "AI Assistant"),
 ])
 def test_default_channel_group_rules(source, medium, campaign, channel):
     """Google's default channel group rules, "Channels for manual traffic", evaluated in order,
     case-insensitively, with Google's source-category list ([CHANNELS])."""
     assert default_channel_group(source, medium, campaign) == channel
+
+
+def test_the_ai_assistant_channel_is_forward_only():
+    """GA4 added AI Assistant on 2026-05-13 without reprocessing (realtime-and-auth.md §4.1)."""
+    from datetime import datetime, timezone
+
+    from sandbox.ga4.traffic import derive_traffic_source
+
+    before = derive_traffic_source(SITE, "https://chatgpt.com/", at=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    after = derive_traffic_source(SITE, "https://chatgpt.com/", at=datetime(2026, 5, 13, tzinfo=timezone.utc))
+    assert (before.source_medium, before.channel) == ("chatgpt.com / referral", "Referral")
+    assert (after.source_medium, after.channel, after.campaign) == ("chatgpt.com / ai-assistant", "AI Assistant",
+                                                                    "(ai-assistant)")

@@ -531,6 +531,49 @@ def test_auth_oauth_refresh_and_expiry(sb):
         assert secret not in logged
 
 
+def test_dated_oauth_token_endpoint(sb):
+    """realtime-and-auth.md §3.1: ``POST /oauth/2026-03/token`` takes the four form fields in the
+    body and nothing in the query string, answers the 2026-03 AccessTokenResponse, and refuses
+    with RFC 6749 ``error``/``error_description`` beside the legacy ``status``/``message``
+    (changelog "new OAuth v3 API endpoints and standardized error responses"); an uninstalled
+    app's refresh token is ``invalid_grant``. The request log never holds the form."""
+    url, c = sb.url + "/oauth/2026-03/token", sb.credentials
+    form = {"grant_type": "refresh_token", "client_id": c["client_id"], "client_secret": c["client_secret"],
+            "refresh_token": c["refresh_token"]}
+    ok = requests.post(url, data=form, timeout=5)
+    body = ok.json()
+    assert ok.status_code == 200 and body["token_type"] == "bearer" and body["token_use"] == "access_token"
+    assert body["expires_in"] == 1800 and body["refresh_token"] == c["refresh_token"]
+    assert body["hub_id"] == sb.portal_id and "oauth" in body["scopes"]
+    api = client(sb, body["access_token"]).crm.properties.core_api
+    assert api.get_all("contacts", _request_timeout=TIMEOUT).results
+
+    def refused(response, error, status):
+        answer = response.json()
+        assert response.status_code == 400, answer
+        assert (answer["error"], answer["status"]) == (error, status) and answer["error_description"]
+        return answer
+
+    refused(requests.post(url, params=form, data=form, timeout=5), "invalid_request", "BAD_REQUEST")
+    refused(requests.post(url, json=form, timeout=5), "invalid_request", "BAD_REQUEST")
+    refused(requests.post(url, data={**form, "client_secret": ""}, timeout=5), "invalid_request", "BAD_REQUEST")
+    refused(requests.post(url, data={**form, "grant_type": "password"}, timeout=5), "unsupported_grant_type",
+            "BAD_GRANT_TYPE")
+    refused(requests.post(url, data={**form, "client_id": "other"}, timeout=5), "invalid_client", "BAD_CLIENT_ID")
+    stale = refused(requests.post(url, data={**form, "refresh_token": "stale"}, timeout=5), "invalid_grant",
+                    "BAD_REFRESH_TOKEN")
+    assert stale["error_description"] == "refresh token is invalid, expired or revoked"
+    sb.revoke_refresh_token()
+    refused(requests.post(url, data=form, timeout=5), "invalid_grant", "BAD_REFRESH_TOKEN")
+    legacy = requests.post(sb.url + "/oauth/v1/token", data=form, timeout=5).json()
+    assert legacy["status"] == "BAD_REFRESH_TOKEN" and "error" not in legacy  # v1 keeps its old shape
+    sb.revoke_refresh_token(False)
+    assert requests.post(url, data=form, timeout=5).status_code == 200
+    assert requests.get(url, timeout=5).status_code == 405
+    assert all(entry["body"] is None for entry in sb.request_log() if entry["path"].startswith("/oauth/"))
+    assert c["client_secret"] not in json.dumps(sb.request_log())
+
+
 def test_transport_faults(sb):
     """§1.3/§10: with no default timeout, ``_request_timeout`` bounds a hung call; a dropped
     connection surfaces as a urllib3 error, not ApiException; commit-then-drop applies the

@@ -164,8 +164,15 @@ def test_oauth_failures_carry_salesforce_codes(salesforce_sandbox):
     forged = jwt.encode({"iss": c["client_id"], "sub": c["username"], "aud": "https://login.salesforce.com",
                          "exp": int(time.time()) + 60}, _other_key(), algorithm="RS256")
     assert token(sb, grant_type=JWT_GRANT, assertion=forged).json()["error_description"] == "invalid assertion"
-    for audience in ("https://test.salesforce.com", sb.url):  # the emulator's own URL is a valid audience too
+    for audience in ("https://login.salesforce.com", "https://test.salesforce.com"):
         assert token(sb, grant_type=JWT_GRANT, assertion=assertion(sb, aud=audience)).status_code == 200
+    # The emulator's own URL plays the My Domain host: not a documented audience (realtime-and-auth.md §3.2).
+    my_domain = token(sb, grant_type=JWT_GRANT, assertion=assertion(sb, aud=sb.url))
+    assert my_domain.json() == {"error": "invalid_grant", "error_description": "audience is invalid"}
+    sb.auth.extra_audiences.add("https://acme.my.site.com")  # an Experience Cloud site is one
+    assert token(sb, grant_type=JWT_GRANT, assertion=assertion(sb, aud="https://acme.my.site.com")).status_code == 200
+    sb.auth.accept_my_domain_audience = True
+    assert token(sb, grant_type=JWT_GRANT, assertion=assertion(sb, aud=sb.url)).status_code == 200
 
 
 def _other_key() -> str:
