@@ -83,10 +83,14 @@ def test_sqlite_that_cannot_be_written(write_config, tmp_path):
         [state]
         url = "sqlite:////proc/closedloop/state.db"
     """, name="nowhere.toml")
-    result = closedloop("status", "--config", str(nowhere))
+    result = closedloop("migrate", "--config", str(nowhere))
     assert result.returncode == 1
     assert one_error_line(result).startswith("closedloop: error: cannot create the folder /proc/closedloop of the "
                                              "SQLite state database: ")
+    result = closedloop("status", "--config", str(nowhere))  # a reading command never creates one
+    assert result.returncode == 2
+    assert one_error_line(result) == ("closedloop: error: no state database at /proc/closedloop/state.db (is --config "
+                                      "or [state] url right?): run `closedloop migrate` to create it")
 
 
 def test_the_readonly_message():
