@@ -100,11 +100,11 @@ def queued(world, job="enrich") -> dict[str, QueuedChange]:
             QueuedChange.crm == "salesforce", QueuedChange.job == job)).all()}
 
 
-def polls(world) -> list[str]:
-    """The SOQL polls (reads by SystemModstamp) in the emulator's log."""
+def polls(world, object_name: str = "Lead") -> list[str]:
+    """The SOQL polls (reads by SystemModstamp) of ``object_name`` in the emulator's log."""
     return [entry["query"].get("q", "") for entry in world.salesforce.request_log()
             if entry["kind"] == "rest" and "/query" in entry["path"] and "SystemModstamp >=" in
-            entry["query"].get("q", "")]
+            entry["query"].get("q", "") and f" FROM {object_name} " in entry["query"].get("q", "")]
 
 
 def triggered_run(world):
@@ -363,7 +363,8 @@ def hs_stream(world) -> TriggerStream | None:
 
 
 def searches(world) -> int:
-    return world.hubspot.api_calls("/search")
+    """HubSpot contact searches (the enrich poll's reads)."""
+    return world.hubspot.api_calls("/contacts/search")
 
 
 def test_a_hubspot_contact_is_enriched_from_its_webhook_without_a_poll(hs):
@@ -460,7 +461,7 @@ def test_a_deal_stage_webhook_updates_the_deal_mirror_at_once(hs):
         with hs.store.session(readonly=True) as session:
             mirrored = session.get(DealRecord, ("hubspot", deal))
         assert mirrored.stage == "closedwon" and mirrored.is_won and mirrored.amount == "1200"
-        assert searches(hs) == 0 and hs_queued(hs, "revenue") == {}
+        assert hs.hubspot.api_calls("/deals/search") == 0 and hs_queued(hs, "revenue") == {}
     finally:
         receiver.stop()
 
