@@ -47,23 +47,28 @@ class Kicks:
         self.event.set()
 
 
-def cdc_world(tmp_path, **suite_options) -> World:
-    world = World(tmp_path, salesforce={"cdc_entities": ["Lead", "Contact", "Opportunity"], **suite_options})
-    text = world.config_path.read_text().replace(
-        "[salesforce]\nenabled = true\n",
-        f'[salesforce]\nenabled = true\nchange_events = true\npubsub_endpoint = "{world.salesforce.pubsub_endpoint}"\n')
-    world.config_path.write_text(text)
+def reconfigure(world: World, old: str, new: str, append: str = "") -> World:
+    """Edit the world's config text (``old`` → ``new``, plus ``append``) and rebuild what reads it."""
     from state import Store
     from sync.config import load_config
     from sync.jobs.base import JobRunner
     from sync.ops.connections import Connections
 
+    text = world.config_path.read_text()
+    assert old in text
+    world.config_path.write_text(text.replace(old, new, 1) + append)
     world.store.dispose()
     world.config = load_config(world.config_path, environ=world.environ)
     world.store = Store(world.config.database_url)
     world.connections = Connections(world.config)
     world.runner = JobRunner(world.config, world.store, connections=world.connections)
     return world
+
+
+def cdc_world(tmp_path, **suite_options) -> World:
+    world = World(tmp_path, salesforce={"cdc_entities": ["Lead", "Contact", "Opportunity"], **suite_options})
+    return reconfigure(world, "[salesforce]\nenabled = true\n", "[salesforce]\nenabled = true\nchange_events = true\n"
+                       f'pubsub_endpoint = "{world.salesforce.pubsub_endpoint}"\n')
 
 
 @pytest.fixture
@@ -305,23 +310,11 @@ def webhook_world(tmp_path, app_id: bool = False) -> World:
     world = World(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}/hubspot/webhooks"
-    text = world.config_path.read_text().replace(
-        "[hubspot]\nenabled = true\n",
-        f'[hubspot]\nenabled = true\nwebhooks = true\nwebhook_url = "{url}"\n'
-        + (f'app_id = "{world.hubspot.credentials["webhook_app_id"]}"\n' if app_id else "")) \
-        + f"\n[webhooks]\nport = {port}\n"
-    world.config_path.write_text(text)
     world.environ["CLOSEDLOOP_HUBSPOT_CLIENT_SECRET"] = world.hubspot.credentials["webhook_client_secret"]
-    from state import Store
-    from sync.config import load_config
-    from sync.jobs.base import JobRunner
-    from sync.ops.connections import Connections
-
-    world.store.dispose()
-    world.config = load_config(world.config_path, environ=world.environ)
-    world.store = Store(world.config.database_url)
-    world.connections = Connections(world.config)
-    world.runner = JobRunner(world.config, world.store, connections=world.connections)
+    reconfigure(world, "[hubspot]\nenabled = true\n",
+                f'[hubspot]\nenabled = true\nwebhooks = true\nwebhook_url = "{url}"\n'
+                + (f'app_id = "{world.hubspot.credentials["webhook_app_id"]}"\n' if app_id else ""),
+                f"\n[webhooks]\nport = {port}\n")
     world.webhook_url, world.webhook_port = url, port
     return world
 

@@ -38,7 +38,8 @@ from sync.capture.stitching import CRM_RECORD, Clues, crm_record_key, find_peopl
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.prefetch import WriteBehind, prefetched
-from sync.jobs.triggers import Routing, done, expected_channels, mark_polled, poll_due, queue_depth, waiting
+from sync.jobs.triggers import (Routing, done, expected_channels, mark_polled, poll_due, queue_depth,
+                                queued_batches)
 from sync.journey.compute import compute_variables
 from sync.journey.hits import journey_settings, to_hit
 from sync.ops import metrics
@@ -50,7 +51,6 @@ CONVERSION_SKEW = timedelta(minutes=2)  # the identify beacon may land just afte
 PENDING_BATCH = 500
 PENDING_RECHECK = timedelta(minutes=1)
 PIPELINE_DEPTH = 3  # pages read ahead, and pages waiting to be written, at most
-QUEUE_BATCH = 200  # queued (triggered) records read and written per step: one write call
 
 
 @dataclass(frozen=True)
@@ -186,11 +186,7 @@ class CrmEnricher:
 
     def drain(self) -> None:
         """The records triggers queued for enrichment, a batch at a time."""
-        while True:
-            self.ctx.checkpoint()
-            rows = waiting(self.ctx.store, self.crm, EnrichJob.name, limit=QUEUE_BATCH)
-            if not rows:
-                return
+        for rows in queued_batches(self.ctx, self.crm, EnrichJob.name):
             # People first: a deal finds its person through the person's own enrichment.
             order = [*self.profile.person_objects, self.profile.deal_object]
             by_object: dict[str, list] = {}
@@ -198,8 +194,6 @@ class CrmEnricher:
                 by_object.setdefault(row.object, []).append(row)
             for object_name, queued in by_object.items():
                 self.enrich_queued(object_name, queued)
-            if len(rows) < QUEUE_BATCH:
-                return
 
     def enrich_queued(self, object_name: str, queued: list) -> None:
         """Enrich these queued records: read them by id now and process them as the poll would

@@ -20,11 +20,11 @@ from state.models import Cursor, OutboxEvent
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
 from sync.jobs.ga4_events import money, outbox_event, resolve_person
 from sync.jobs.outbox import send_outbox
 from sync.jobs.revenue import _row
-from sync.jobs.triggers import done, waiting
+from sync.jobs.triggers import done, queued_batches
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
 
@@ -127,11 +127,7 @@ class LifecycleSync:
 
     def drain(self) -> None:
         """Deals whose stage a trigger said changed: read them now and record their events."""
-        while True:
-            self.ctx.checkpoint()
-            rows = waiting(self.ctx.store, self.crm, LifecycleJob.name, limit=QUEUE_BATCH)
-            if not rows:
-                return
+        for rows in queued_batches(self.ctx, self.crm, LifecycleJob.name):
             changes = deal_stage_changes(self.crm, self.adapter.deals_by_id(
                 list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object))))
             self.ctx.result.records_read += len(changes)
@@ -139,8 +135,6 @@ class LifecycleSync:
                 for change in changes:
                     self.record(session, change)
                 done(session, rows)
-            if len(rows) < QUEUE_BATCH:
-                return
 
     def record(self, session: Session, change: StageChange) -> None:
         name = self.event_for(change)

@@ -27,11 +27,10 @@ from state.models import Cursor, DealRecord, DealStageRecord, OutboxEvent, Reven
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES, QUEUE_BATCH
+from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
 from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
 from sync.jobs.outbox import send_outbox
-from sync.jobs.triggers import done
-from sync.jobs.triggers import waiting as queued
+from sync.jobs.triggers import done, queued_batches
 from sync.journey.hits import journey_settings
 from sync.ops import metrics
 
@@ -114,11 +113,7 @@ class RevenueSync:
         """Deals a trigger said changed: read them now and bring the mirror and GA4 in line,
         exactly as a polled page would (:meth:`apply` is idempotent, so the poll finding the
         same deal later sends nothing twice)."""
-        while True:
-            self.ctx.checkpoint()
-            rows = queued(self.ctx.store, self.crm, RevenueJob.name, limit=QUEUE_BATCH)
-            if not rows:
-                return
+        for rows in queued_batches(self.ctx, self.crm, RevenueJob.name):
             now = self.ctx.now()
             deals = self.adapter.deals_by_id(
                 list(dict.fromkeys(row.record_id for row in rows if row.object == self.profile.deal_object)))
@@ -134,8 +129,6 @@ class RevenueSync:
                 if row.occurred_at is not None:
                     metrics.triggered_enrich.labels(self.crm, RevenueJob.name).observe(
                         max(0.0, (now - row.occurred_at).total_seconds()))
-            if len(rows) < QUEUE_BATCH:
-                return
 
     def recheck_waiting(self, now: datetime) -> None:
         """Deals that waited for their person's GA client id: try again from their snapshot."""

@@ -26,7 +26,7 @@ import base64
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from sqlalchemy import and_, case, delete, or_
 from sqlmodel import Session, func, select
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_CDC, SOURCE_WEBHOOK = "cdc", "webhook"
 WEBHOOK_CHANNEL = "webhooks"
+QUEUE_BATCH = 200  # queued records read and written per step: one write call
 HEALTHY_WITHIN = timedelta(seconds=330)  # Pub/Sub keepalives come within 270 s; the receiver beats every 60 s
 CREATED = {"CREATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE", "GAP_OVERFLOW"}
 SALESFORCE_DEAL_FIELDS = {"StageName", "Amount", "CloseDate", "IsWon", "IsClosed", "CurrencyIsoCode", "Name",
@@ -161,6 +162,20 @@ def waiting(store: Store, crm: str, job: str, limit: int = 1000) -> list[QueuedC
     with store.session(readonly=True) as session:
         return list(session.exec(select(QueuedChange).where(QueuedChange.crm == crm, QueuedChange.job == job)
                                  .order_by(QueuedChange.queued_at, QueuedChange.record_id).limit(limit)).all())
+
+
+def queued_batches(ctx, crm: str, job: str, size: int = QUEUE_BATCH) -> Iterator[list[QueuedChange]]:
+    """One job's queued changes for a CRM, a batch at a time, oldest first, until none are left;
+    the caller removes each batch (:func:`done`) with the work it did. ``ctx`` is the job's
+    context: a stop is honoured between batches."""
+    while True:
+        ctx.checkpoint()
+        rows = waiting(ctx.store, crm, job, limit=size)
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
 
 
 def done(session: Session, rows: Iterable[QueuedChange]) -> None:
