@@ -44,9 +44,15 @@ class SandboxSuite:
                 "CLOSEDLOOP_GA4_API_SECRET": self.ga4.api_secret}
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
-               site_origin: str = "http://localhost:8000") -> str:
-        """A closedloop.toml pointing every integration at the emulators."""
+               site_origin: str = "http://localhost:8000", replay_days: int = 0) -> str:
+        """A closedloop.toml pointing every integration at the emulators. ``replay_days``: the
+        collector will take beacons dated that far back, from one address without limits (for
+        a traffic generator replaying weeks of visits, as the demo does)."""
         lag = max(1, int(self.hubspot.store.index_lag_seconds * 2)) if self.hubspot.store.index_lag_seconds else 0
+        replaying = "" if not replay_days else (
+            f"# weeks of visits are replayed from this one machine: beacons dated up to {replay_days} days\n"
+            f"# back are taken as they are, and no address or visitor is rate-limited\n"
+            f"max_clock_skew_seconds = {replay_days * 86400}\nip_rate_per_second = 0\nvisitor_rate_per_second = 0\n")
         return f'''# closedloop pointed at the local sandbox (closedloop sandbox / closedloop demo)
 [state]
 url = "{state_url}"
@@ -54,7 +60,7 @@ url = "{state_url}"
 [collector]
 port = {collector_port}
 allowed_origins = ["{site_origin}"]
-
+{replaying}
 [salesforce]
 enabled = true
 auth = "client_credentials"

@@ -115,12 +115,20 @@ def collector(config_path: Path | None) -> None:
     import uvicorn
 
     from sync.capture.app import create_app
+    from sync.capture.server import BackgroundServer, proxy_options
     from sync.jobs import job_intervals
 
     config, store = boot(config_path, remote=False)
-    settings = config.settings.collector
-    uvicorn.run(create_app(config, store, job_intervals=job_intervals(config)), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on")
+    settings, admin = config.settings.collector, config.settings.admin
+    app = create_app(config, store, job_intervals=job_intervals(config))
+    admin_server = BackgroundServer(app.state.admin.app(), admin.host, admin.port).start() \
+        if admin.port is not None else None
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False, lifespan="on",
+                    **proxy_options(settings.trusted_proxies))
+    finally:
+        if admin_server is not None:
+            admin_server.stop()
 
 
 @main.command()

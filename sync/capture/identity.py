@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-_GA_CLIENT_ID = re.compile(r"^(?:GA\d+\.\d+\.)?(\d{1,20}\.\d{1,20})$")
+_GA_CLIENT_ID = re.compile(r"^(?:GA[0-9]+\.[0-9]+\.)?([0-9]{1,20}\.[0-9]{1,20})$")  # ASCII digits only
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
