@@ -26,7 +26,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case
+from sqlalchemy import and_, case, func
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -257,9 +257,11 @@ class BeaconWriter:
                     key = (kind, value, hit.visitor_id)
                     entry = identities.setdefault(key, {"visitor_id": hit.visitor_id, "kind": kind, "value": value,
                                                         "first_seen_at": hit.occurred_at,
-                                                        "last_seen_at": hit.occurred_at})
+                                                        "last_seen_at": hit.occurred_at,
+                                                        "first_received_at": hit.received_at})
                     entry["first_seen_at"] = min(entry["first_seen_at"], hit.occurred_at)
                     entry["last_seen_at"] = max(entry["last_seen_at"], hit.occurred_at)
+                    entry["first_received_at"] = min(entry["first_received_at"], hit.received_at)
             touchpoints.append(_touchpoint_row(hit))
         with self.store.session() as session:
             upsert(session, Visitor, list(visitors.values()), ["id"], lambda table, new: {
@@ -271,7 +273,9 @@ class BeaconWriter:
             insert_rows(session, Touchpoint, touchpoints)
             upsert(session, Identity, list(identities.values()), ["kind", "value", "visitor_id"],
                    lambda table, new: {"first_seen_at": least(session, table.first_seen_at, new.first_seen_at),
-                                       "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at)})
+                                       "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
+                                       "first_received_at": func.coalesce(table.first_received_at,
+                                                                          new.first_received_at)})
 
 
 def _settle(outcomes: list[tuple[_Pending, str, str]]) -> None:

@@ -1,8 +1,11 @@
 """GA4 events for CRM facts: who the person is to GA4, and what each event carries.
 
-The person's GA ``client_id`` is taken from the device of their **first click**, so that GA4's
-first-user source (fixed at that device's first visit) lines up with closedloop's first-click
-attribution. A ``session_id`` is never invented (that would create a sourceless session): it
+The person's GA ``client_id`` is that of the browser the CRM record itself names — the GA
+client id its form submitted, else the GA client id of the visitor id it holds — and,
+when it names none, that of the earliest of the person's trusted devices (see the identity
+trust model in :mod:`sync.capture.stitching`). A device that only *claimed* to be the person
+(an identify beacon) never gives its client id: a stranger's claim must not carry someone's
+revenue into the stranger's GA4 user. A ``session_id`` is never invented (that would create a sourceless session): it
 is sent only when the event falls inside a real session of that client that started less than
 24 hours before sending. Nothing personal goes into any parameter; ``user_data`` (hashed) only
 with ad_user_data consent and ``[ga4] send_user_data = true``.
@@ -24,7 +27,7 @@ from sqlmodel import Session
 from adapters.base import PersonRef
 from state.models import LeadSync, OutboxEvent
 from sync.capture.stitching import touchpoints_for
-from sync.journey.compute import Hit, JourneySettings, compute_variables, sessionize
+from sync.journey.compute import Hit, JourneySettings, compute_variables
 from sync.journey.hits import to_hit
 
 BACKDATE_LIMIT = timedelta(hours=71)  # GA4 accepts 72 h; keep an hour's margin
@@ -53,23 +56,27 @@ def resolve_person(session: Session, crm: str, refs: Iterable[PersonRef], settin
         if sync is None or not sync.visitor_ids:
             continue
         converted_at = (sync.record_created_at or sync.first_seen_at) + timedelta(minutes=2)
-        hits = [to_hit(row) for row in touchpoints_for(session, set(sync.visitor_ids))]
-        variables = compute_variables(hits, converted_at, settings)
-        return GaPerson(client_id=first_click_client_id(hits, converted_at, settings) or variables.get("ga_client_id"),
-                        variables=variables, sessions=ga_sessions(hits), consent=variables.get("consent") or "unknown",
-                        record=ref)
+        claims = {visitor: datetime.fromisoformat(moment) for visitor, moment in (sync.claims or {}).items()}
+        trusted = set(sync.visitor_ids)
+        hits = [to_hit(row) for row in touchpoints_for(session, trusted | set(claims), claims=claims)]
+        variables = compute_variables(hits, converted_at, settings, trusted_visitors=trusted)
+        return GaPerson(client_id=person_client_id(sync, hits), variables=variables, sessions=ga_sessions(hits),
+                        consent=variables.get("consent") or "unknown", record=ref)
     return None
 
 
-def first_click_client_id(hits: list[Hit], until: datetime, settings: JourneySettings) -> str | None:
-    """The GA client id of the device that made the first click (else of the first session)."""
-    sessions = sessionize([hit for hit in hits if hit.occurred_at <= until], settings)
-    touches = [s for s in sessions if not s.is_direct] or sessions
-    for candidate in touches:
-        client_id = next((hit.ga_client_id for hit in candidate.hits if hit.ga_client_id), None)
-        if client_id:
-            return client_id
-    return next((hit.ga_client_id for hit in hits if hit.ga_client_id), None)
+def person_client_id(sync: LeadSync, hits: list[Hit]) -> str | None:
+    """The GA client id a person's events are sent under: the one the CRM record holds, else that
+    of the visitor it holds, else that of the earliest trusted device (never a claimed one's)."""
+    if sync.converting_client_id:
+        return sync.converting_client_id
+    trusted = set(sync.visitor_ids)
+    if sync.converting_visitor_id in trusted:
+        latest = next((hit.ga_client_id for hit in reversed(hits)
+                       if hit.visitor_id == sync.converting_visitor_id and hit.ga_client_id), None)
+        if latest:
+            return latest
+    return next((hit.ga_client_id for hit in hits if hit.visitor_id in trusted and hit.ga_client_id), None)
 
 
 def ga_sessions(hits: list[Hit]) -> list[dict[str, str]]:
