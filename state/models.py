@@ -220,7 +220,8 @@ class RevenueLedger(SQLModel, table=True):
     ``version`` numbers the purchases: the first uses transaction id ``<crm>:<deal id>``, a
     re-valued deal refunds it and sends ``<crm>:<deal id>:<version>``. ``status`` is ``sent``
     (GA4 holds ``value``), ``refunded`` (reopened or lost), ``waiting`` (its person has no GA
-    client id yet) or ``skipped`` (never attributable; ``reason`` says why).
+    client id yet), ``skipped`` (never attributable; ``reason`` says why) or ``forgotten`` (its
+    buyer was erased with ``closedloop forget``: the client id is gone and nothing is sent again).
     """
 
     __tablename__ = "revenue_ledger"

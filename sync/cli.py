@@ -394,8 +394,9 @@ def _skipped(done) -> str:
 @config_option
 @click.argument("email")
 def forget(config_path: Path | None, email: str) -> None:
-    """Erase a person (by email) from closedloop's store: visitors, touchpoints, identities,
-    pending GA4 events. CRM records are not touched."""
+    """Erase a person (by email) from closedloop's store: every device that claimed the address,
+    their touchpoints and identities, the CRM record matches and values written to them, GA4
+    events, dead letters and ledger client ids. CRM records are not touched."""
     from sync.capture.privacy import forget_email
 
     config, store = boot(config_path, remote=False)
@@ -404,9 +405,7 @@ def forget(config_path: Path | None, email: str) -> None:
             report = forget_email(session, email)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"forgot {report.visitors} visitor(s), {report.touchpoints} touchpoint(s), "
-               f"{report.identities} identit(ies), {report.pending_ga4_events} pending GA4 event(s); "
-               f"unlinked from {report.lead_sync_records} CRM record(s) (CRM data itself is not changed)")
+    click.echo(report.describe() if report.removed_anything else "nothing stored about that address")
 
 
 @main.command()

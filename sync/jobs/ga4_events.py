@@ -16,7 +16,6 @@ decided when sending, because both rules depend on the time of sending.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,6 +25,7 @@ from sqlmodel import Session
 
 from adapters.base import PersonRef
 from state.models import LeadSync, OutboxEvent
+from sync.capture.identity import google_email_hash
 from sync.capture.stitching import touchpoints_for
 from sync.journey.compute import Hit, JourneySettings, compute_variables
 from sync.journey.hits import to_hit
@@ -118,12 +118,8 @@ def money(value: Decimal) -> float | int:
 
 def user_data_for(email: str | None) -> dict[str, Any] | None:
     """``user_data`` per Google's normalisation: trim, lower-case, no dots before @gmail.com."""
-    if not email or "@" not in email:
-        return None
-    local, _, domain = email.strip().lower().partition("@")
-    if domain in ("gmail.com", "googlemail.com"):
-        local = local.replace(".", "")
-    return {"sha256_email_address": [hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()]}
+    digest = google_email_hash(email) if email else None
+    return {"sha256_email_address": [digest]} if digest else None
 
 
 def request_body(events: list[OutboxEvent], now: datetime) -> dict[str, Any]:
