@@ -8,6 +8,10 @@ behind the other threads, and a 500-row batch crawled at about 1,000 rows/s. One
 is stored in a single step inside the database, without the GIL, while the other threads
 run. On PostgreSQL an upsert whose rows share a key goes row by row instead: one statement
 may not update a row twice.
+
+The document is UTF-8 text (no ``\\u`` escapes), so text that is not valid Unicode (a lone
+surrogate) is refused by both databases alike instead of being stored by SQLite as invalid
+UTF-8; callers store only text made valid first (``sync.capture.text``).
 """
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: l
             session.execute(finish(postgresql.insert(table)), [dict(zip(names, value)) for value in values])
             return
         document = json.dumps([dict(zip(names, value)) for value in values], separators=(",", ":"),
-                              default=_json_value)
+                              default=_json_value, ensure_ascii=False)
         source = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
             *[column(name, table.c[name].type) for name in names]).render_derived(name="batch", with_types=True)
         statement = finish(postgresql.insert(table).from_select(names, select(*source.c)))
@@ -79,7 +83,7 @@ def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: l
     source = select(*[func.json_extract(element, literal_column(f"'$[{index}]'")) for index in range(len(names))]) \
         .select_from(func.json_each(bindparam("rows"))).where(true())  # WHERE: SQLite's ON CONFLICT needs one
     statement = finish(sqlite.insert(table).from_select(names, source))
-    session.execute(statement, {"rows": json.dumps(values, separators=(",", ":"))})
+    session.execute(statement, {"rows": json.dumps(values, separators=(",", ":"), ensure_ascii=False)})
 
 
 def _json_value(value: Any) -> str:

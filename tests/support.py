@@ -12,8 +12,9 @@ class World:
     """The sandbox suite, a closedloop config pointing at it, a migrated store and a job runner:
     closedloop exactly as a user runs it, minus the scheduler."""
 
-    def __init__(self, tmp_path, extra_config: str = "", **suite_options) -> None:
-        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``."""
+    def __init__(self, tmp_path, extra_config: str = "", state_url: str | None = None, **suite_options) -> None:
+        """``suite_options`` go to the emulators, e.g. ``ga4={"latency_seconds": 0.05}``;
+        ``state_url``: another store than a SQLite file in ``tmp_path`` (a PostgreSQL database)."""
         from sandbox.suite import SandboxSuite
         from state import Store
         from sync.config import load_config
@@ -22,7 +23,7 @@ class World:
 
         self.suite = SandboxSuite.start(tmp_path / "sandbox", **suite_options)
         self.config_path = tmp_path / "closedloop.toml"
-        self.config_path.write_text(self.suite.config(state_url=f"sqlite:///{tmp_path / 'state.db'}")
+        self.config_path.write_text(self.suite.config(state_url=state_url or f"sqlite:///{tmp_path / 'state.db'}")
                                     + "\n" + extra_config)
         self.environ = self.suite.environment()
         self.config = load_config(self.config_path, environ=self.environ)

@@ -159,7 +159,7 @@ class CrmEnricher:
         ``start`` is where a stream with no cursor begins (default: a day ago); ``on_page`` hears
         (object, records) after each page is committed."""
         self.crm, self.ctx = crm, ctx
-        self.adapter = ctx.connections.adapter(crm)
+        self.adapter = ctx.crm(crm)
         self.mapping = ctx.connections.mapping(crm)
         self.profile = PROFILES[crm]
         self.settings = journey_settings(ctx.config)

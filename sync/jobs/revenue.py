@@ -78,7 +78,7 @@ class RevenueJob(Job):
 class RevenueSync:
     def __init__(self, crm: str, ctx: JobContext) -> None:
         self.crm, self.ctx = crm, ctx
-        self.adapter = ctx.connections.adapter(crm)
+        self.adapter = ctx.crm(crm)
         self.profile = PROFILES[crm]
         self.settings = journey_settings(ctx.config)
         self.ga4 = ctx.config.settings.ga4
