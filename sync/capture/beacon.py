@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Optional
@@ -103,10 +102,6 @@ class Bounds:
     max_backdate: timedelta = timedelta(hours=6)  # how far before its arrival a beacon may be dated
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
 def parse_beacons(body: bytes, *, user_agent: str | None, now: datetime, bounds: Bounds = Bounds()) -> list[Hit]:
     """Validate ``body`` (one beacon object, or an array of up to ``bounds.max_batch``) into
     :class:`Hit` objects, or raise :class:`BeaconError`. A batch is accepted whole or not at all."""
@@ -134,13 +129,6 @@ def _load(body: bytes, bounds: Bounds) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BeaconError("body is not valid JSON (it must be UTF-8)") from None
-    depth = deepest = 0
-    for bracket in _BRACKET.finditer(_JSON_STRING.sub('""', text)):  # brackets outside strings
-        depth += 1 if bracket.group() in "[{" else -1
-        if depth > bounds.max_depth:
-            raise BeaconError(f"body nests deeper than {bounds.max_depth} levels")
-        deepest = max(deepest, depth)
-
     def number(text: str, convert):
         if len(text) > bounds.max_number_chars:
             raise BeaconError(f"a number is longer than {bounds.max_number_chars} characters")
@@ -168,23 +156,61 @@ def _load(body: bytes, bounds: Bounds) -> Any:
                           parse_constant=constant, object_pairs_hook=fields)
     except json.JSONDecodeError:
         raise BeaconError("body is not valid JSON") from None
+    except RecursionError:  # the decoder's own guard, about a thousand levels down
+        raise BeaconError(f"body nests deeper than {bounds.max_depth} levels") from None
     return _checked(data, bounds)
 
 
-def _checked(value: Any, bounds: Bounds, where: str = "") -> Any:
-    """Strings cleaned and within ``max_string``; arrays within ``max_fields`` (depth was checked)."""
-    if isinstance(value, str):
+class _OutOfBounds(Exception):
+    """A value past a bound; the path to it is added while the walk unwinds."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem, self.path = problem, []
+
+    def reason(self) -> str:
+        where = "".join(part if part.startswith("[") else f".{part}" for part in reversed(self.path)).lstrip(".")
+        return f"field '{where or 'body'}': {self.problem}"
+
+
+def _checked(data: Any, bounds: Bounds) -> Any:
+    try:
+        return _walk(data, bounds, 1)
+    except _OutOfBounds as exc:
+        raise BeaconError(exc.reason()) from None
+
+
+def _walk(value: Any, bounds: Bounds, depth: int) -> Any:
+    """Strings cleaned and within ``max_string``; objects and arrays within ``max_depth``, arrays
+    within ``max_fields`` (objects were counted as they were decoded)."""
+    kind = type(value)
+    if kind is str:
         if len(value) > bounds.max_string:
-            raise BeaconError(f"field '{where or 'body'}': longer than {bounds.max_string} characters")
+            raise _OutOfBounds(f"longer than {bounds.max_string} characters")
         return clean_text(value)
-    if isinstance(value, list):
+    if kind is not dict and kind is not list:
+        return value
+    if depth > bounds.max_depth:
+        raise BeaconError(f"body nests deeper than {bounds.max_depth} levels")
+    if kind is list:
         if len(value) > bounds.max_fields:
-            raise BeaconError(f"field '{where or 'body'}': more than {bounds.max_fields} items")
-        return [_checked(item, bounds, f"{where}[{index}]" if where else str(index))
-                for index, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {key: _checked(item, bounds, f"{where}.{key}" if where else key) for key, item in value.items()}
-    return value
+            raise _OutOfBounds(f"more than {bounds.max_fields} items")
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_walk(item, bounds, depth + 1))
+            except _OutOfBounds as exc:
+                exc.path.append(f"[{index}]" if depth > 1 else str(index))
+                raise
+        return items
+    fields = {}
+    for key, item in value.items():
+        try:
+            fields[key] = _walk(item, bounds, depth + 1)
+        except _OutOfBounds as exc:
+            exc.path.append(key)
+            raise
+    return fields
 
 
 def _hit(data: Any, user_agent: str | None, now: datetime, bounds: Bounds) -> Hit:

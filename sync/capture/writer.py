@@ -32,7 +32,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from state import Store
 from state.models import DeadLetter, Identity, Touchpoint, Visitor
-from state.upsert import greatest, insert_rows, least, upsert
+from state.upsert import BulkWrite, greatest, least
 from sync.capture.beacon import CLICK_ID_KEYS, UTM_KEYS, Hit
 from sync.capture.text import is_clean
 from sync.ops import metrics
@@ -98,6 +98,7 @@ class BeaconWriter:
         self._thread = threading.Thread(target=self._loop, name="beacon-writer", daemon=True)
         self.stats: Counter = Counter()  # stored, refused, write_errors, rejected_full
         self.last_error: str | None = None
+        self._bulk: tuple[BulkWrite, BulkWrite, BulkWrite] | None = None
 
     # -- the request side ------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class BeaconWriter:
         if not self._enqueue(hits, waiter):
             raise OverflowError("the collector's queue is full")
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            return await asyncio.wait_for(waiter.future, timeout)  # a cancelled future is simply not settled
         except asyncio.TimeoutError:
             raise StoreTimeout(f"not stored within {timeout:g}s") from None
 
@@ -263,19 +264,31 @@ class BeaconWriter:
                     entry["last_seen_at"] = max(entry["last_seen_at"], hit.occurred_at)
                     entry["first_received_at"] = min(entry["first_received_at"], hit.received_at)
             touchpoints.append(_touchpoint_row(hit))
-        with self.store.session() as session:
-            upsert(session, Visitor, list(visitors.values()), ["id"], lambda table, new: {
-                "first_seen_at": least(session, table.first_seen_at, new.first_seen_at),
-                "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
-                "ga_client_id": _coalesce_latest(table, new, "ga_client_id"),
-                "consent": _coalesce_latest(table, new, "consent"),
-            })
-            insert_rows(session, Touchpoint, touchpoints)
-            upsert(session, Identity, list(identities.values()), ["kind", "value", "visitor_id"],
-                   lambda table, new: {"first_seen_at": least(session, table.first_seen_at, new.first_seen_at),
-                                       "last_seen_at": greatest(session, table.last_seen_at, new.last_seen_at),
-                                       "first_received_at": func.coalesce(table.first_received_at,
-                                                                          new.first_received_at)})
+        visitor_rows, touchpoint_rows, identity_rows = self._statements()
+        with self.store.transaction() as connection:
+            visitor_rows.run(connection, list(visitors.values()))
+            touchpoint_rows.run(connection, touchpoints)
+            identity_rows.run(connection, list(identities.values()))
+
+    def _statements(self) -> tuple[BulkWrite, BulkWrite, BulkWrite]:
+        """The three statements a batch runs, built once (building costs more than running them)."""
+        if self._bulk is None:
+            dialect = self.store.engine.dialect
+            self._bulk = (
+                BulkWrite(dialect, Visitor, ["id", "first_seen_at", "last_seen_at", "ga_client_id", "consent"], ["id"],
+                          lambda table, new: {
+                              "first_seen_at": least(dialect, table.first_seen_at, new.first_seen_at),
+                              "last_seen_at": greatest(dialect, table.last_seen_at, new.last_seen_at),
+                              "ga_client_id": _coalesce_latest(table, new, "ga_client_id"),
+                              "consent": _coalesce_latest(table, new, "consent")}),
+                BulkWrite(dialect, Touchpoint, TOUCHPOINT_COLUMNS),
+                BulkWrite(dialect, Identity, ["visitor_id", "kind", "value", "first_seen_at", "last_seen_at",
+                                              "first_received_at"], ["kind", "value", "visitor_id"],
+                          lambda table, new: {
+                              "first_seen_at": least(dialect, table.first_seen_at, new.first_seen_at),
+                              "last_seen_at": greatest(dialect, table.last_seen_at, new.last_seen_at),
+                              "first_received_at": func.coalesce(table.first_received_at, new.first_received_at)}))
+        return self._bulk
 
 
 def _settle(outcomes: list[tuple[_Pending, str, str]]) -> None:
@@ -329,6 +342,11 @@ def _coalesce_latest(table, new, column: str):
     """Take the incoming value when it is set and at least as recent as what is stored."""
     return case((and_(getattr(new, column).is_not(None), new.last_seen_at >= table.last_seen_at),
                  getattr(new, column)), else_=getattr(table, column))
+
+
+TOUCHPOINT_COLUMNS = ["visitor_id", "kind", "occurred_at", "received_at", "url", "referrer", "ga_client_id",
+                      "ga_session_id", "language", "timezone", "user_agent", "conversion_type", "consent",
+                      "session_key", *UTM_KEYS, *CLICK_ID_KEYS]
 
 
 def _touchpoint_row(hit: Hit) -> dict[str, Any]:
