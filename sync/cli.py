@@ -326,7 +326,8 @@ def dead_letters() -> None:
 
 @dead_letters.command("list")
 @config_option
-@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None, help="Only this job's dead letters.")
+@click.option("--job", type=click.Choice(["enrich", "ga4", "collector"]), default=None,
+              help="Only this job's dead letters.")
 @click.option("--all", "show_all", is_flag=True, help="Include retried and dropped ones.")
 @click.option("--limit", default=50, show_default=True)
 def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool, limit: int) -> None:
@@ -353,7 +354,7 @@ def _dead_letter_selection(command):
     for option in reversed([config_option, click.argument("ids", nargs=-1, type=int),
                             click.option("--all", "every", is_flag=True,
                                          help="Every open dead letter (of --job, if given)."),
-                            click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)]):
+                            click.option("--job", type=click.Choice(["enrich", "ga4", "collector"]), default=None)]):
         command = option(command)
     return command
 
@@ -387,7 +388,11 @@ def _chosen(ids: tuple[int, ...], every: bool) -> list[int] | None:
 
 
 def _skipped(done) -> str:
-    return f"; not open, so left alone: {', '.join(map(str, done.not_open))}" if done.not_open else ""
+    notes = f"; not open, so left alone: {', '.join(map(str, done.not_open))}" if done.not_open else ""
+    if getattr(done, "not_retryable", None):
+        notes += (f"; beacons the database refused cannot be queued again (drop them once read): "
+                  f"{', '.join(map(str, done.not_retryable))}")
+    return notes
 
 
 @main.command()

@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 collector_requests = Counter(
-    "closedloop_collector_requests", "Collector beacons and requests by outcome (accepted, rejected, bot, rate_limited, ...).",
+    "closedloop_collector_requests",
+    "Collector beacons and requests by outcome (accepted, rejected, bot, rate_limited, ...).",
     ["outcome"], registry=REGISTRY)
 collector_queue_depth = Gauge(
     "closedloop_collector_queue_depth", "Beacons waiting to be committed (their requests wait too).",
