@@ -51,33 +51,24 @@ class HousekeepingJob(Job):
         if anonymous:
             cutoff = now - timedelta(days=anonymous)
             self._prune(ctx, Touchpoint, and_(Touchpoint.occurred_at < cutoff, not_(identified(Touchpoint.visitor_id))))
-            self._prune_visitors(ctx, and_(Visitor.last_seen_at < cutoff, not_(identified(Visitor.id))))
+            self._prune(ctx, Visitor, and_(Visitor.last_seen_at < cutoff, not_(identified(Visitor.id))),
+                        dependents=((Touchpoint, Touchpoint.visitor_id), (Identity, Identity.visitor_id)))
         if ctx.store.dialect == "sqlite":
             ctx.store.sqlite_maintenance()
         return ctx.result
 
     @staticmethod
-    def _prune_visitors(ctx: JobContext, condition) -> None:
-        """Visitors matching ``condition``, with their identities and any touchpoints left."""
+    def _prune(ctx: JobContext, model, condition, dependents=()) -> None:
+        """Delete ``model`` rows matching ``condition`` a page at a time, each page in its own
+        transaction; ``dependents`` are (model, column) pairs whose rows naming a deleted id go too."""
+        key = model.__table__.primary_key.columns.values()[0]
         while True:
             ctx.checkpoint()
             with ctx.store.session() as session:
-                ids = session.exec(select(Visitor.id).where(condition).order_by(Visitor.id).limit(PAGE)).all()
+                ids = session.exec(select(key).where(condition).order_by(key).limit(PAGE)).all()
                 if not ids:
                     return
-                removed = sum(session.exec(delete(model).where(column.in_(ids))).rowcount for model, column in (
-                    (Touchpoint, Touchpoint.visitor_id), (Identity, Identity.visitor_id), (Visitor, Visitor.id)))
+                removed = sum(session.exec(delete(other).where(column.in_(ids))).rowcount
+                              for other, column in (*dependents, (model, key)))
             ctx.result.records_read += len(ids)
             ctx.result.records_written += removed
-
-    @staticmethod
-    def _prune(ctx: JobContext, model, condition) -> None:
-        while True:
-            ctx.checkpoint()
-            with ctx.store.session() as session:
-                ids = session.exec(select(model.id).where(condition).order_by(model.id).limit(PAGE)).all()
-                if not ids:
-                    return
-                session.exec(delete(model).where(model.id.in_(ids)))
-            ctx.result.records_read += len(ids)
-            ctx.result.records_written += len(ids)
