@@ -1,7 +1,8 @@
 """Ops: what an operator needs to run the daemon for months.
 
-Owns job health (``health``), the Prometheus registry (``metrics``), logging with secret
-redaction (``logs``), remembered API allowances (``budgets``), dead letters
+Owns the admin endpoints ``/healthz`` and ``/metrics`` (``admin``, other parts register their
+health checks there), job health (``health``), the Prometheus registry (``metrics``), logging
+with secret redaction (``logs``), remembered API allowances (``budgets``), dead letters
 (``dead_letters``) and building the adapters, mappings and GA4 sender a config describes
 (``connections``).
 
