@@ -23,10 +23,12 @@ Method, per store:
    request from when it is sent, so a stall shows in fewer samples than it delays.
 4. Two rates come out of the measured run: beacons *answered* per second (wrk's count)
    and beacons *stored* per second (rows in ``touchpoints`` counted just before and just
-   after it). Only the smaller is sustainable: when the writer stores less than is
-   answered its queue grows, and once full (100,000 hits) the collector answers 503.
+   after it). The collector answers 204 only once a beacon's transaction has committed
+   (group commit: the requests in flight share one), so the two agree; they used to differ
+   when beacons were answered on arrival and stored later, and only the smaller was
+   sustainable.
 5. The collector's own count of accepted beacons is read from ``/metrics``; it is then
-   stopped with SIGTERM (a graceful shutdown flushes the writer's queue) and the rows in
+   stopped with SIGTERM (a graceful shutdown stores what is still queued) and the rows in
    ``touchpoints`` are counted. Nothing accepted may be lost: stored rows must equal the
    beacons the collector accepted, and every 2xx wrk received must be among them (wrk does
    not count requests still in flight when its clock runs out, the collector does).
