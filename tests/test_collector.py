@@ -316,3 +316,35 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_is_stored(coll
     if nul is not None:
         assert nul.payload["beacon"]["url"] == ascii("https://www.example.com/\x00")
     assert writer.health()["rows_refused"] == len(poison) and writer.health()["queue_depth"] == 0
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_behind_a_reverse_proxy_limits_count_the_forwarded_client(store, write_config, caplog, trusted):
+    """With the proxy in trusted_proxies, X-Forwarded-For names the client the limits count;
+    without, the header is not believed (anyone could send it) and the proxy's address counts."""
+    import requests
+
+    from support import free_port
+    from sync.capture.server import BackgroundServer
+
+    config = load_config(write_config(f"""
+        [collector]
+        allowed_origins = ["{SITE}"]
+        ip_burst = 2
+        ip_rate_per_second = 0.001
+        visitor_rate_per_second = 0
+        trusted_proxies = {'["127.0.0.1"]' if trusted else '[]'}
+    """), environ={})
+    port = free_port()
+    server = BackgroundServer(create_app(config, store), "127.0.0.1", port,
+                              trusted_proxies=config.settings.collector.trusted_proxies).start()
+    try:
+        def send(client):
+            return requests.post(f"http://127.0.0.1:{port}/collect", data=json.dumps(beacon()), timeout=10,
+                                 headers={"Content-Type": "text/plain", "Origin": SITE, "User-Agent": BROWSER_UA,
+                                          "X-Forwarded-For": client}).status_code
+        answers = [send(client) for client in ("203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2")]
+    finally:
+        server.stop()
+    assert answers == ([204, 204, 429, 204] if trusted else [204, 204, 429, 429])
+    assert ("trusted_proxies is empty" in caplog.text) is not trusted
