@@ -162,7 +162,8 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
         headers = cors_headers(request)
         if headers is None:
             return refuse("origin not allowed", 403, outcome="forbidden_origin")
-        if not by_address.allow(client_address(request)):
+        address = client_address(request)
+        if not by_address.allow(address):  # before parsing: a flood costs as little as possible
             return refuse("too many beacons from this address; retry later", 429,
                           {**headers, "Retry-After": "1"}, outcome="rate_limited")
         content_type = request.headers.get("content-type", "text/plain").split(";")[0].strip().lower()
@@ -181,10 +182,13 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
                                  now=datetime.now(timezone.utc), bounds=bounds)
         except BeaconError as exc:
             return refuse(str(exc), headers=headers)
-        bots = [hit for hit in hits if is_bot(hit.user_agent)]
-        if bots:
-            metrics.collector_requests.labels("bot").inc(len(bots))
-            hits = [hit for hit in hits if not is_bot(hit.user_agent)]
+        if len(hits) > 1 and not by_address.allow(address, len(hits) - 1):  # a batch costs a token a beacon
+            return refuse("too many beacons from this address; retry later", 429,
+                          {**headers, "Retry-After": "1"}, outcome="rate_limited")
+        humans = [hit for hit in hits if not is_bot(hit.user_agent)]
+        if len(humans) < len(hits):
+            metrics.collector_requests.labels("bot").inc(len(hits) - len(humans))
+        hits = humans
         if not hits:
             return Response(status_code=204, headers=headers)
         for visitor in {hit.visitor_id for hit in hits}:
@@ -197,7 +201,7 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
                     log.warning("identify claims: %s %s… claimed by more than %d new devices within %gs; "
                                 "refused for visitor %s from %s", kind, digest[:12],
                                 settings.identify_devices_per_email, settings.identify_window_seconds,
-                                hit.visitor_id, client_address(request))
+                                hit.visitor_id, address)
                     metrics.identify_claims_refused.inc()
                     return refuse(f"this {kind} was claimed by too many new devices; retry later", 429,
                                   {**headers, "Retry-After": str(int(settings.identify_window_seconds))},
