@@ -75,6 +75,12 @@ class BulkWrite:
                               for index in range(len(self.names))]) \
                 .select_from(func.json_each(bindparam("rows"))).where(true())  # WHERE: SQLite's ON CONFLICT needs one
             self.statement = self._finish(sqlite.insert(table).from_select(self.names, source))
+        # The SQL text, compiled once: run as it is, it skips the statement cache's key
+        # computation, which for thirty extracted columns costs more than the insert.
+        compiled = self.statement.compile(dialect=dialect)
+        assert list(compiled.params) == ["rows"], compiled.params  # the one parameter: the document
+        self.sql = str(compiled)
+        self.positional = dialect.positional
 
     def _finish(self, insert):
         if self.key is None:
@@ -98,13 +104,14 @@ class BulkWrite:
                 return
             document = json.dumps([dict(zip(self.names, value)) for value in values], separators=(",", ":"),
                                   default=_json_value, ensure_ascii=False)
-            session.execute(self.statement, {"rows": document})
-            return
-        for index, process in enumerate(self.processors):
-            if process is not None:
-                for value in values:
-                    value[index] = process(value[index])
-        session.execute(self.statement, {"rows": json.dumps(values, separators=(",", ":"), ensure_ascii=False)})
+        else:
+            for index, process in enumerate(self.processors):
+                if process is not None:
+                    for value in values:
+                        value[index] = process(value[index])
+            document = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        connection = session.connection() if isinstance(session, Session) else session
+        connection.exec_driver_sql(self.sql, (document,) if self.positional else {"rows": document})
 
 
 def _dialect(session: Session):

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from state import Store
 from sync.capture.beacon import BeaconError, Bounds, parse_beacons
 from sync.capture.limits import ClaimLimiter, TokenBuckets
+from sync.capture.text import clean_text
 from sync.capture.writer import BeaconWriter, StoreTimeout
 from sync.config import Config
 from sync.ops import metrics
@@ -135,7 +136,7 @@ def create_app(config: Config, store: Store, writer: BeaconWriter | None = None,
 
     def refuse(reason: str, status: int = 400, headers: dict | None = None, outcome: str = "rejected") -> Response:
         metrics.collector_requests.labels(outcome).inc()
-        return JSONResponse({"error": reason}, status_code=status, headers=headers)
+        return JSONResponse({"error": clean_text(reason)}, status_code=status, headers=headers)  # it may quote input
 
     def client_address(request: Request) -> str:
         if by_address.enabled and not proxy_warned and "x-forwarded-for" in request.headers \

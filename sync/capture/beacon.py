@@ -140,20 +140,9 @@ def _load(body: bytes, bounds: Bounds) -> Any:
     def constant(name: str):
         raise BeaconError(f"body is not valid JSON ({name} is not a JSON number)")
 
-    def fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        if len(pairs) > bounds.max_fields:
-            raise BeaconError(f"an object has more than {bounds.max_fields} fields")
-        data = {}
-        for key, value in pairs:
-            key = clean_text(key)
-            if key in data:
-                raise BeaconError(f"field {key[:64]!r} appears twice")
-            data[key] = value
-        return data
-
     try:
         data = json.loads(text, parse_int=lambda t: number(t, int), parse_float=lambda t: number(t, float),
-                          parse_constant=constant, object_pairs_hook=fields)
+                          parse_constant=constant)
     except json.JSONDecodeError:
         raise BeaconError("body is not valid JSON") from None
     except RecursionError:  # the decoder's own guard, about a thousand levels down
@@ -181,8 +170,8 @@ def _checked(data: Any, bounds: Bounds) -> Any:
 
 
 def _walk(value: Any, bounds: Bounds, depth: int) -> Any:
-    """Strings cleaned and within ``max_string``; objects and arrays within ``max_depth``, arrays
-    within ``max_fields`` (objects were counted as they were decoded)."""
+    """Strings (and keys) cleaned and within ``max_string``; objects and arrays within
+    ``max_depth`` and ``max_fields``."""
     kind = type(value)
     if kind is str:
         if len(value) > bounds.max_string:
@@ -203,8 +192,11 @@ def _walk(value: Any, bounds: Bounds, depth: int) -> Any:
                 exc.path.append(f"[{index}]" if depth > 1 else str(index))
                 raise
         return items
+    if len(value) > bounds.max_fields:
+        raise _OutOfBounds(f"more than {bounds.max_fields} fields")
     fields = {}
     for key, item in value.items():
+        key = clean_text(key)
         try:
             fields[key] = _walk(item, bounds, depth + 1)
         except _OutOfBounds as exc:

@@ -68,6 +68,10 @@ class _Waiter:
         self.loop, self.future = loop, loop.create_future()
         self.remaining, self.refused = count, []
 
+    def expire(self, timeout: float) -> None:  # runs in the waiter's loop; a later settle finds it done
+        if not self.future.done():
+            self.future.set_exception(StoreTimeout(f"not stored within {timeout:g}s"))
+
     def settle(self, outcome: str, reason: str) -> None:  # runs in the waiter's loop
         self.remaining -= 1
         if outcome == REFUSED:
@@ -120,10 +124,11 @@ class BeaconWriter:
         waiter = _Waiter(loop, len(hits))
         if not self._enqueue(hits, waiter):
             raise OverflowError("the collector's queue is full")
+        expiry = loop.call_later(timeout, waiter.expire, timeout)
         try:
-            return await asyncio.wait_for(waiter.future, timeout)  # a cancelled future is simply not settled
-        except asyncio.TimeoutError:
-            raise StoreTimeout(f"not stored within {timeout:g}s") from None
+            return await waiter.future
+        finally:
+            expiry.cancel()
 
     def _enqueue(self, hits: list[Hit], waiter: _Waiter | None) -> bool:
         now = time.monotonic()
@@ -170,7 +175,8 @@ class BeaconWriter:
 
     def health(self) -> dict[str, Any]:
         return {"queue_depth": self.depth, "oldest_unwritten_seconds": self.oldest_unwritten_seconds(),
-                "rows_stored": self.stats["stored"], "rows_refused": self.stats["refused"],
+                "rows_stored": self.stats["stored"], "commits": self.stats["commits"],
+                "rows_refused": self.stats["refused"],
                 "write_errors": self.stats["write_errors"], "last_error": self.last_error,
                 "writer_running": self._thread.is_alive()}
 
@@ -199,6 +205,7 @@ class BeaconWriter:
             try:
                 self.write([pending.hit for pending in batch])
                 self.stats["stored"] += len(batch)
+                self.stats["commits"] += 1
                 return [(pending, STORED, "") for pending in batch]
             except Exception as exc:
                 if _unavailable(exc):
