@@ -145,6 +145,14 @@ def test_every_bound_is_refused_with_a_4xx_and_its_reason(store, write_config, b
     assert count(store, Touchpoint) == 0
 
 
+def test_a_batch_may_hold_more_beacons_than_an_object_fields(store, write_config):
+    with serve(store, write_config, NO_LIMITS + "\nmax_batch_beacons = 100", max_body_bytes=65536) as client:
+        accepted = post(client, [beacon(vid=f"big{n:05d}", url=f"{SITE}/") for n in range(80)])
+        refused = post(client, [beacon(vid=f"big{n:05d}", url=f"{SITE}/") for n in range(101)])
+    assert accepted.status_code == 204 and count(store, Touchpoint) == 80
+    assert refused.json() == {"error": "a batch holds at most 100 beacons"}
+
+
 def test_a_batch_is_stored_whole(store, write_config):
     with serve(store, write_config, max_body_bytes=16384) as client:
         response = post(client, [beacon(vid=f"batch{n:04d}") for n in range(20)])

@@ -182,7 +182,9 @@ def _walk(value: Any, bounds: Bounds, depth: int) -> Any:
     if depth > bounds.max_depth:
         raise BeaconError(f"body nests deeper than {bounds.max_depth} levels")
     if kind is list:
-        if len(value) > bounds.max_fields:
+        if depth == 1 and len(value) > bounds.max_batch:  # a batch: its own bound
+            raise BeaconError(f"a batch holds at most {bounds.max_batch} beacons")
+        if depth > 1 and len(value) > bounds.max_fields:
             raise _OutOfBounds(f"more than {bounds.max_fields} items")
         items = []
         for index, item in enumerate(value):
