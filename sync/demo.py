@@ -63,7 +63,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             collector_port = free_port()
             config_path = directory / "closedloop.toml"
             config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
-                                                site_origin=SITE_ORIGIN, config_dir=directory))
+                                                site_origin=SITE_ORIGIN, config_dir=directory, replay_days=60))
             config = load_config(config_path, environ=suite.environment())
             store = Store(config.database_url)
             store.migrate()
