@@ -23,18 +23,22 @@ Method, per store:
    request from when it is sent, so a stall shows in fewer samples than it delays.
 4. Two rates come out of the measured run: beacons *answered* per second (wrk's count)
    and beacons *stored* per second (rows in ``touchpoints`` counted just before and just
-   after it). Only the smaller is sustainable: when the writer stores less than is
-   answered its queue grows, and once full (100,000 hits) the collector answers 503.
+   after it). The collector answers 204 only once a beacon's transaction has committed
+   (group commit: the requests in flight share one), so the two agree; they used to differ
+   when beacons were answered on arrival and stored later, and only the smaller was
+   sustainable.
 5. The collector's own count of accepted beacons is read from ``/metrics``; it is then
-   stopped with SIGTERM (a graceful shutdown flushes the writer's queue) and the rows in
+   stopped with SIGTERM (a graceful shutdown stores what is still queued) and the rows in
    ``touchpoints`` are counted. Nothing accepted may be lost: stored rows must equal the
    beacons the collector accepted, and every 2xx wrk received must be among them (wrk does
    not count requests still in flight when its clock runs out, the collector does).
 
-Targets: 2,000 beacons/s answered *and* stored (paced: 98% of the offered rate), with
-p99 < 50 ms, on SQLite, the embedded default. On PostgreSQL the same numbers are shown for
-information (ok = None): there the database server competes for the same two cores, so they
-describe this machine more than the collector. No loss and no non-2xx response are required
+By default each store is loaded twice: unpaced (how much it can take), then paced at the
+target rate (the latency a site at that load sees). Targets: 2,000 beacons/s answered *and*
+stored unpaced (paced: 98% of the offered rate), and p99 < 50 ms at the target rate, on SQLite,
+the embedded default; the unpaced p99 is that of a saturated collector, shown for information.
+On PostgreSQL the same numbers are shown for information (ok = None): there the database
+server competes for the same two cores, so they describe this machine more than the collector. No loss and no non-2xx response are required
 on both stores.
 
 Run: ``python -m bench collector [--seconds 20] [--connections 32] [--stores sqlite,postgresql]
@@ -146,19 +150,25 @@ def main(options: list[str]) -> list[Measurement]:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--stores", default=",".join(STORES), help="comma-separated: sqlite,postgresql")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured warm-up seconds (default 3)")
-    parser.add_argument("--rate", type=int, default=0,
-                        help="offered beacons/s, paced (default 0: unpaced, as fast as the collector answers)")
+    parser.add_argument("--rate", type=int, default=None,
+                        help="offered beacons/s, paced; 0: unpaced only (default: unpaced, then paced at "
+                             f"{TARGET_RATE:,}/s)")
     args = parser.parse_args(options)
     stores = [name.strip() for name in args.stores.split(",") if name.strip()]
     if unknown := set(stores) - set(STORES):
         parser.error(f"unknown store(s) {', '.join(sorted(unknown))}; choose from {', '.join(STORES)}")
     wrk = _wrk()
+    # Unpaced measures how much the collector can take (its latency is then a saturated one);
+    # paced at the target rate measures the latency a site at that load sees.
+    rates = [0, TARGET_RATE] if args.rate is None else [args.rate]
     measurements = []
     for store in stores:
-        with tempfile.TemporaryDirectory(prefix="closedloop-bench-collector-") as scratch:
-            scratch = Path(scratch)
-            with _database(store, scratch) as url:
-                measurements += _run(store, url, scratch, wrk, args)
+        for rate in rates:
+            with tempfile.TemporaryDirectory(prefix="closedloop-bench-collector-") as scratch:
+                scratch = Path(scratch)
+                with _database(store, scratch) as url:
+                    paced = argparse.Namespace(**{**vars(args), "rate": rate})
+                    measurements += _run(store, url, scratch, wrk, paced)
     return measurements
 
 
@@ -174,8 +184,10 @@ def _run(store_name: str, url: str, scratch: Path, wrk: str, args) -> list[Measu
     store.dispose()
     port = free_port()
     config = scratch / "closedloop.toml"
+    # wrk sends from one address: the per-address limit would stop it at 20/s (a load balancer's
+    # single address is the same case; see the README's reverse-proxy notes).
     config.write_text(f'[state]\nurl = "{url}"\n\n[collector]\nhost = "127.0.0.1"\nport = {port}\n'
-                      f'allowed_origins = ["{SITE}"]\n', encoding="utf-8")
+                      f'allowed_origins = ["{SITE}"]\nip_rate_per_second = 0\n', encoding="utf-8")
     script = scratch / "beacon.lua"
     interval_ms = WRK_THREADS * 1000 / args.rate if args.rate else 0
     script.write_text(WRK_SCRIPT.replace("__SITE__", SITE).replace("__UA__", DESKTOP_UA)
@@ -251,8 +263,11 @@ def _measurements(store_name: str, args, runs: list[dict], stored_before: int, s
                      "seconds_to_stop_and_flush": round(flush_seconds, 2)}),
         Measurement(BENCHMARK, f"{case}: latency p50", p50, "ms", "", None,
                     {"p90_ms": run["p90_us"] / 1000, "mean_ms": round(run["mean_us"] / 1000, 3)}),
-        Measurement(BENCHMARK, f"{case}: latency p99", p99, "ms", target(f"< {TARGET_P99_MS:g} ms"),
-                    (p99 < TARGET_P99_MS) if held else None, {"max_ms": run["max_us"] / 1000}),
+        # The latency target is the one a site at the target load sees (paced); unpaced, every
+        # connection waits for a commit, and p99 describes a saturated collector.
+        Measurement(BENCHMARK, f"{case}: latency p99" + ("" if args.rate else " (saturated)"), p99, "ms",
+                    target(f"< {TARGET_P99_MS:g} ms") if args.rate else "informational",
+                    (p99 < TARGET_P99_MS) if held and args.rate else None, {"max_ms": run["max_us"] / 1000}),
         Measurement(BENCHMARK, f"{case}: accepted beacons lost", accepted - stored, "rows",
                     "0 (stored == accepted)", stored == accepted and answered_2xx <= accepted and graceful,
                     {"stored": stored, "accepted_by_collector": accepted, "answered_2xx_by_wrk": answered_2xx,

@@ -116,8 +116,11 @@ class SandboxSuite:
 
     def config(self, *, state_url: str = "sqlite:///state/closedloop.db", collector_port: int = 8700,
                site_origin: str | tuple[str, ...] = "http://localhost:8000", config_dir: Path | None = None,
-               schedule: dict[str, float] | None = None, webhook_port: int | None = None) -> str:
-        """A closedloop.toml pointing every integration at the emulators.
+               schedule: dict[str, float] | None = None, replay_days: int = 0,
+               webhook_port: int | None = None) -> str:
+        """A closedloop.toml pointing every integration at the emulators. ``replay_days``: the
+        collector will take beacons dated that far back, from one address without limits (for
+        a traffic generator replaying weeks of visits, as the demo and ``sandbox --seed`` do).
 
         Paths in a closedloop config are read relative to the config file's folder, so with
         ``config_dir`` (where the file will be written) the CA and key files are named relative to
@@ -135,6 +138,10 @@ class SandboxSuite:
 
         origins = ", ".join(f'"{origin}"' for origin in ([site_origin] if isinstance(site_origin, str) else site_origin))
         timing = "".join(f"{key} = {value:g}\n" for key, value in (schedule or {}).items())
+        replaying = "" if not replay_days else (
+            f"# weeks of visits are replayed from this one machine: beacons dated up to {replay_days} days\n"
+            f"# back are taken as they are, and no address or visitor is rate-limited\n"
+            f"max_clock_skew_seconds = {replay_days * 86400}\nip_rate_per_second = 0\nvisitor_rate_per_second = 0\n")
         salesforce_triggers = hubspot_triggers = webhooks = ""
         if webhook_port is not None:
             salesforce_triggers = f'change_events = true\npubsub_endpoint = "{self.pubsub_endpoint}"\n'
@@ -149,7 +156,7 @@ url = "{state_url}"
 [collector]
 port = {collector_port}
 allowed_origins = [{origins}]
-
+{replaying}
 [salesforce]
 enabled = true
 auth = "client_credentials"

@@ -79,7 +79,8 @@ class Identity(SQLModel, table=True):
     or a CRM record that named this visitor in its visitor-id field.
 
     Visitors sharing an identity value belong to the same person; their touchpoints merge
-    into one journey.
+    into one journey. ``first_received_at`` is when closedloop first received the link, by its
+    own clock: a client can backdate ``first_seen_at`` (within the collector's skew), not this.
     """
 
     __tablename__ = "identities"
@@ -90,8 +91,9 @@ class Identity(SQLModel, table=True):
     visitor_id: str = Field(max_length=64)
     kind: str = Field(max_length=24)
     value: str = Field(max_length=128)
-    first_seen_at: datetime = _when(default_factory=utcnow)
+    first_seen_at: datetime = _when(default_factory=utcnow)  # the beacon's own moment (clamped to its arrival)
     last_seen_at: datetime = _when(default_factory=utcnow)
+    first_received_at: Optional[datetime] = _when(default=None)  # server time of the first sighting: trust order
 
 
 class Cursor(SQLModel, table=True):
@@ -111,6 +113,13 @@ class LeadSync(SQLModel, table=True):
     ``written`` holds the value of every field as last written, so an unchanged value is
     never written again (the daemon's own writes bump the record's modification stamp and
     come back through the poll; without this they would loop).
+
+    Who the record is on the web, by trust (see ``sync.capture.stitching``): ``visitor_ids``
+    are the devices trusted to be the person (named on the record, or the first to claim its
+    email); ``claims`` maps each device that only claimed to be them to the moment (ISO 8601)
+    from which its touches count. ``converting_visitor_id`` and ``converting_client_id`` are
+    the visitor and GA client ids the record itself held: its purchases and lead events go to
+    GA4 under that browser.
     """
 
     __tablename__ = "lead_sync"
@@ -124,6 +133,9 @@ class LeadSync(SQLModel, table=True):
     last_checked_at: datetime = _when(default_factory=utcnow)
     last_written_at: Optional[datetime] = _when(default=None)
     visitor_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    claims: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    converting_visitor_id: Optional[str] = Field(default=None, max_length=64)
+    converting_client_id: Optional[str] = Field(default=None, max_length=64)
     written: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     written_at: dict[str, str] = Field(default_factory=dict, sa_type=JSON)  # field → ISO time of its last write
     attempts: int = 0
@@ -243,7 +255,8 @@ class RevenueLedger(SQLModel, table=True):
     ``version`` numbers the purchases: the first uses transaction id ``<crm>:<deal id>``, a
     re-valued deal refunds it and sends ``<crm>:<deal id>:<version>``. ``status`` is ``sent``
     (GA4 holds ``value``), ``refunded`` (reopened or lost), ``waiting`` (its person has no GA
-    client id yet) or ``skipped`` (never attributable; ``reason`` says why).
+    client id yet), ``skipped`` (never attributable; ``reason`` says why) or ``forgotten`` (its
+    buyer was erased with ``closedloop forget``: the client id is gone and nothing is sent again).
     """
 
     __tablename__ = "revenue_ledger"

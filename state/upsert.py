@@ -8,6 +8,10 @@ behind the other threads, and a 500-row batch crawled at about 1,000 rows/s. One
 is stored in a single step inside the database, without the GIL, while the other threads
 run. On PostgreSQL an upsert whose rows share a key goes row by row instead: one statement
 may not update a row twice.
+
+The document is UTF-8 text (no ``\\u`` escapes), so text that is not valid Unicode (a lone
+surrogate) is refused by both databases alike instead of being stored by SQLite as invalid
+UTF-8; callers store only text made valid first (``sync.capture.text``).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import Text, bindparam, cast, column, func, literal_column, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from state.types import to_utc
@@ -25,7 +30,8 @@ from state.types import to_utc
 
 def insert_rows(session: Session, model, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` (dicts of column values; absent columns take their defaults)."""
-    _execute(session, model, rows, lambda insert: insert)
+    if rows:
+        BulkWrite(_dialect(session), model, list(rows[0])).run(session, rows)
 
 
 def upsert(session: Session, model, rows: list[dict[str, Any]], key: Iterable[str],
@@ -34,52 +40,82 @@ def upsert(session: Session, model, rows: list[dict[str, Any]], key: Iterable[st
 
     Rows conflicting with each other within one call are applied in order, as if inserted
     one at a time."""
-    key = list(key)
-
-    def on_conflict(insert):
-        if update is None:
-            return insert.on_conflict_do_nothing(index_elements=key)
-        return insert.on_conflict_do_update(index_elements=key, set_=update(model.__table__.c, insert.excluded))
-
-    _execute(session, model, rows, on_conflict, key)
+    if rows:
+        BulkWrite(_dialect(session), model, list(rows[0]), key, update).run(session, rows)
 
 
-def _execute(session: Session, model, rows: list[dict[str, Any]], finish, key: list[str] | None = None) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect
-    table = model.__table__
-    columns = list(rows[0])
-    # Columns the rows leave out but the model fills in (timestamps, empty JSON): an
-    # INSERT ... SELECT gets no per-row Python defaults, so they are computed here, once per
-    # call (as SQLAlchemy would for one INSERT ... SELECT).
-    defaults = {column.name: column.default.arg(None) if column.default.is_callable else column.default.arg
-                for column in table.columns
-                if column.name not in rows[0] and column.default is not None and not column.default.is_sequence
-                and not column.default.is_clause_element}
-    names = columns + list(defaults)
-    values = [[row.get(column) for column in columns] + list(defaults.values()) for row in rows]
-    if dialect.name == "postgresql":
-        if key and len({tuple(row.get(name) for name in key) for row in rows}) < len(rows):
-            session.execute(finish(postgresql.insert(table)), [dict(zip(names, value)) for value in values])
+class BulkWrite:
+    """One bulk INSERT (or upsert) of ``columns`` into ``model``'s table, built once for a
+    dialect and run with any number of row batches: a writer that stores a batch many times a
+    second keeps one, rather than build the statement (a SQL function per column) every time."""
+
+    def __init__(self, dialect, model, columns: list[str], key: Iterable[str] | None = None,
+                 update: Callable[[Any, Any], dict[str, Any]] | None = None) -> None:
+        self.dialect, self.model, self.columns = dialect, model, list(columns)
+        self.key = list(key) if key is not None else None
+        self.update = update
+        table = model.__table__
+        # Columns the rows leave out but the model fills in (timestamps, empty JSON): an
+        # INSERT ... SELECT gets no per-row Python defaults, so they are computed once per run
+        # (as SQLAlchemy would for one INSERT ... SELECT).
+        self.defaulted = [column for column in table.columns
+                          if column.name not in self.columns and column.default is not None
+                          and not column.default.is_sequence and not column.default.is_clause_element]
+        self.names = self.columns + [column.name for column in self.defaulted]
+        if dialect.name == "postgresql":
+            source = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
+                *[column(name, table.c[name].type) for name in self.names]).render_derived(name="batch",
+                                                                                              with_types=True)
+            self.statement = self._finish(postgresql.insert(table).from_select(self.names, select(*source.c)))
+            self.processors = []
+        else:
+            self.processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names]
+            element = literal_column("value")
+            source = select(*[func.json_extract(element, literal_column(f"'$[{index}]'"))
+                              for index in range(len(self.names))]) \
+                .select_from(func.json_each(bindparam("rows"))).where(true())  # WHERE: SQLite's ON CONFLICT needs one
+            self.statement = self._finish(sqlite.insert(table).from_select(self.names, source))
+        # The SQL text, compiled once: run as it is, it skips the statement cache's key
+        # computation, which for thirty extracted columns costs more than the insert.
+        compiled = self.statement.compile(dialect=dialect)
+        assert list(compiled.params) == ["rows"], compiled.params  # the one parameter: the document
+        self.sql = str(compiled)
+        self.positional = dialect.positional
+
+    def _finish(self, insert):
+        if self.key is None:
+            return insert
+        if self.update is None:
+            return insert.on_conflict_do_nothing(index_elements=self.key)
+        return insert.on_conflict_do_update(index_elements=self.key,
+                                            set_=self.update(self.model.__table__.c, insert.excluded))
+
+    def run(self, session: Session | Connection, rows: list[dict[str, Any]]) -> None:
+        """Store ``rows`` in the caller's transaction (a session's, or a bare connection's)."""
+        if not rows:
             return
-        document = json.dumps([dict(zip(names, value)) for value in values], separators=(",", ":"),
-                              default=_json_value)
-        source = func.json_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSON)).table_valued(
-            *[column(name, table.c[name].type) for name in names]).render_derived(name="batch", with_types=True)
-        statement = finish(postgresql.insert(table).from_select(names, select(*source.c)))
-        session.execute(statement, {"rows": document})
-        return
-    for index, name in enumerate(names):
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            for value in values:
-                value[index] = process(value[index])
-    element = literal_column("value")
-    source = select(*[func.json_extract(element, literal_column(f"'$[{index}]'")) for index in range(len(names))]) \
-        .select_from(func.json_each(bindparam("rows"))).where(true())  # WHERE: SQLite's ON CONFLICT needs one
-    statement = finish(sqlite.insert(table).from_select(names, source))
-    session.execute(statement, {"rows": json.dumps(values, separators=(",", ":"))})
+        defaults = [column.default.arg(None) if column.default.is_callable else column.default.arg
+                    for column in self.defaulted]
+        values = [[row.get(name) for name in self.columns] + defaults for row in rows]
+        if self.dialect.name == "postgresql":
+            if self.key and len({tuple(row.get(name) for name in self.key) for row in rows}) < len(rows):
+                session.execute(self._finish(postgresql.insert(self.model.__table__)),
+                                [dict(zip(self.names, value)) for value in values])
+                return
+            document = json.dumps([dict(zip(self.names, value)) for value in values], separators=(",", ":"),
+                                  default=_json_value, ensure_ascii=False)
+        else:
+            for index, process in enumerate(self.processors):
+                if process is not None:
+                    for value in values:
+                        value[index] = process(value[index])
+            document = json.dumps(values, separators=(",", ":"), ensure_ascii=False)
+        connection = session.connection() if isinstance(session, Session) else session
+        connection.exec_driver_sql(self.sql, (document,) if self.positional else {"rows": document})
+
+
+def _dialect(session: Session):
+    return session.get_bind().dialect
 
 
 def _json_value(value: Any) -> str:
@@ -93,10 +129,19 @@ def _json_value(value: Any) -> str:
     raise TypeError(f"cannot store a {type(value).__name__} in a bulk write")
 
 
-def greatest(session: Session, *values):
+def greatest(session_or_dialect, *values):
     """SQL max of values: GREATEST on PostgreSQL, the scalar max() on SQLite."""
-    return (func.greatest if session.get_bind().dialect.name == "postgresql" else func.max)(*values)
+    return (func.greatest if _dialect_name(session_or_dialect) == "postgresql" else func.max)(*values)
 
 
-def least(session: Session, *values):
-    return (func.least if session.get_bind().dialect.name == "postgresql" else func.min)(*values)
+def least(session_or_dialect, *values):
+    return (func.least if _dialect_name(session_or_dialect) == "postgresql" else func.min)(*values)
+
+
+def _dialect_name(session_or_dialect) -> str:
+    """A session, a dialect or a dialect's name, as the name."""
+    if isinstance(session_or_dialect, str):
+        return session_or_dialect
+    if hasattr(session_or_dialect, "get_bind"):
+        return session_or_dialect.get_bind().dialect.name
+    return session_or_dialect.name

@@ -180,18 +180,21 @@ def collector(config_path: Path | None) -> None:
     from sync.jobs import job_intervals
 
     config, store = boot(config_path, remote=False)
-    settings = config.settings.collector
+    settings, admin = config.settings.collector, config.settings.admin
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     # uvicorn.run would re-raise the signal after its own shutdown (exit 143); closedloop owns them.
-    server = BackgroundServer(create_app(config, store, job_intervals=job_intervals(config)), settings.host,
-                              settings.port).start()
-    log.info("collector listening on http://%s:%d", server.host, server.port)
+    app = create_app(config, store, job_intervals=job_intervals(config))
+    servers = [BackgroundServer(app, settings.host, settings.port, trusted_proxies=settings.trusted_proxies).start()]
+    if admin.port is not None:  # /healthz and /metrics on their own listener
+        servers.append(BackgroundServer(app.state.admin.app(), admin.host, admin.port).start())
+    log.info("collector listening on http://%s:%d", servers[0].host, servers[0].port)
     while not stop.wait(1.0):
-        if not server.alive:
+        if not all(server.alive for server in servers):
             _fail(f"the collector on {settings.host}:{settings.port} stopped unexpectedly", EXIT_FAILED)
-    server.stop()
+    for server in reversed(servers):
+        server.stop()
     log.info("collector stopped cleanly")
 
 
@@ -504,7 +507,8 @@ def dead_letters() -> None:
 
 @dead_letters.command("list")
 @config_option
-@click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None, help="Only this job's dead letters.")
+@click.option("--job", type=click.Choice(["enrich", "ga4", "collector"]), default=None,
+              help="Only this job's dead letters.")
 @click.option("--all", "show_all", is_flag=True, help="Include retried and dropped ones.")
 @click.option("--limit", default=50, show_default=True)
 def dead_letters_list(config_path: Path | None, job: str | None, show_all: bool, limit: int) -> None:
@@ -531,7 +535,7 @@ def _dead_letter_selection(command):
     for option in reversed([config_option, click.argument("ids", nargs=-1, type=int),
                             click.option("--all", "every", is_flag=True,
                                          help="Every open dead letter (of --job, if given)."),
-                            click.option("--job", type=click.Choice(["enrich", "ga4"]), default=None)]):
+                            click.option("--job", type=click.Choice(["enrich", "ga4", "collector"]), default=None)]):
         command = option(command)
     return command
 
@@ -565,15 +569,20 @@ def _chosen(ids: tuple[int, ...], every: bool) -> list[int] | None:
 
 
 def _skipped(done) -> str:
-    return f"; not open, so left alone: {', '.join(map(str, done.not_open))}" if done.not_open else ""
+    notes = f"; not open, so left alone: {', '.join(map(str, done.not_open))}" if done.not_open else ""
+    if getattr(done, "not_retryable", None):
+        notes += (f"; beacons the database refused cannot be queued again (drop them once read): "
+                  f"{', '.join(map(str, done.not_retryable))}")
+    return notes
 
 
 @main.command()
 @config_option
 @click.argument("email")
 def forget(config_path: Path | None, email: str) -> None:
-    """Erase a person (by email) from closedloop's store: visitors, touchpoints, identities,
-    pending GA4 events. CRM records are not touched."""
+    """Erase a person (by email) from closedloop's store: every device that claimed the address,
+    their touchpoints and identities, the CRM record matches and values written to them, GA4
+    events, dead letters and ledger client ids. CRM records are not touched."""
     from sync.capture.privacy import forget_email
 
     config, store = boot(config_path, remote=False)
@@ -582,9 +591,7 @@ def forget(config_path: Path | None, email: str) -> None:
             report = forget_email(session, email)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"forgot {report.visitors} visitor(s), {report.touchpoints} touchpoint(s), "
-               f"{report.identities} identit(ies), {report.pending_ga4_events} pending GA4 event(s); "
-               f"unlinked from {report.lead_sync_records} CRM record(s) (CRM data itself is not changed)")
+    click.echo(report.describe() if report.removed_anything else "nothing stored about that address")
 
 
 @main.command()
@@ -628,9 +635,9 @@ def explain(config_path: Path | None, who: str, wide: bool) -> None:
 @click.option("--seed", "people", type=click.IntRange(min=0), default=36, show_default=True,
               help="How many simulated buyers visit the site once `closedloop run` is up (0: none).")
 def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int], collector_port: int, people: int) -> None:
-    """Run local emulators of Salesforce, HubSpot and GA4 until Ctrl-C, write a config for them,
-    and say how to run closedloop against them. With --seed, buyers browse the site through the
-    collector, become leads, and win deals, so closedloop has something to do."""
+    """Run local emulators of Salesforce, HubSpot, GA4, Google Ads and Meta until Ctrl-C, write a
+    config for them, and say how to run closedloop against them. With --seed, buyers browse the
+    site through the collector, become leads, and win deals, so closedloop has something to do."""
     import shlex
     import signal
     import threading
@@ -646,12 +653,17 @@ def sandbox(data_dir: Path, host: str, ports: tuple[int, int, int], collector_po
     config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
                                         site_origin=(SITE_ORIGIN, "http://localhost:8000"), config_dir=data_dir,
                                         schedule={"enrich_seconds": 5, "revenue_seconds": 10,
-                                                  "lifecycle_seconds": 10}, webhook_port=webhook_port))
+                                                  "lifecycle_seconds": 10},
+                                        replay_days=60 if people else 0,  # --seed replays weeks of visits
+                                        webhook_port=webhook_port))
     suite.set_webhook_target(f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
     config = shlex.quote(str(config_path))
     click.echo(f"Salesforce  {suite.salesforce.url}   (login and instance URL; CA {suite.salesforce.ca_path})")
     click.echo(f"HubSpot     {suite.hubspot.url}")
-    click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id})")
+    click.echo(f"GA4         {suite.ga4.url}   (measurement id {suite.ga4.measurement_id}; Data API property "
+               f"{suite.ga4.property_id})")
+    click.echo(f"Google Ads  {suite.google_ads.url}   (Data Manager API; OAuth at {suite.google_oauth.token_uri})")
+    click.echo(f"Meta        {suite.meta.url}   (Conversions API)")
     click.echo(f"Triggers    Salesforce change events at {suite.pubsub_endpoint}; HubSpot webhooks to "
                f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
     click.echo(f"\nA config pointing at them: {config_path}\nIn another terminal, from any folder, run:\n")

@@ -49,6 +49,7 @@ class StateSection(Section):
     url: str = "sqlite:///state/closedloop.db"
     password_env: EnvName | None = None
     retention_days: Annotated[int, Field(ge=0)] = 0
+    anonymous_retention_days: Annotated[int, Field(ge=0)] = 395
 
     @field_validator("url")
     @classmethod
@@ -82,8 +83,25 @@ class CollectorSection(Section):
     honor_dnt: bool = False
     honor_gpc: bool = True
     max_body_bytes: Annotated[int, Field(ge=512, le=1_048_576)] = 16_384
-    max_clock_skew_seconds: Annotated[int, Field(ge=0)] = 300
+    max_batch_beacons: Annotated[int, Field(ge=1, le=100)] = 20
+    max_clock_skew_seconds: Annotated[int, Field(ge=0)] = 21_600
     session_timeout_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    store_timeout_seconds: Seconds = 10.0
+    unhealthy_queue_depth: Annotated[int, Field(ge=1)] = 10_000
+    unhealthy_write_delay_seconds: Seconds = 30.0
+    ip_rate_per_second: Annotated[float, Field(ge=0)] = 20.0
+    ip_burst: Annotated[int, Field(ge=1)] = 200
+    visitor_rate_per_second: Annotated[float, Field(ge=0)] = 2.0
+    visitor_burst: Annotated[int, Field(ge=1)] = 30
+    trusted_proxies: list[str] = []
+    identify_devices_per_email: Annotated[int, Field(ge=0)] = 5
+    identify_window_seconds: Seconds = 3600.0
+
+
+class AdminSection(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    token_env: EnvName | None = None
 
 
 class JourneySection(Section):
@@ -289,6 +307,7 @@ class Settings(Section):
 
     state: StateSection = StateSection()
     collector: CollectorSection = CollectorSection()
+    admin: AdminSection = AdminSection()
     journey: JourneySection = JourneySection()
     ga4: GA4Section = GA4Section()
     salesforce: SalesforceSection = SalesforceSection()
@@ -359,6 +378,8 @@ def required_secrets(settings: Settings) -> list[tuple[str, str, str]]:
     needed: list[tuple[str, str, str]] = []
     if settings.state.password_env:
         needed.append(("state", "password_env", "the database password"))
+    if settings.admin.token_env:
+        needed.append(("admin", "token_env", "the bearer token that /healthz and /metrics require"))
     if settings.ga4.enabled:
         needed.append(("ga4", "api_secret_env", "the Measurement Protocol API secret"))
     sf = settings.salesforce

@@ -64,18 +64,18 @@ class Daemon:
         """Run until SIGTERM/SIGINT."""
         self._install_signal_handlers()
         scheduler = self._scheduler()
-        collector = self._start_collector()
+        servers = self._start_servers()
         kickers = self._start_kickers()
         triggers = self._start_triggers()
         scheduler.start()
         log.info("closedloop running: jobs %s%s", ", ".join(job.name for job in self.jobs) or "(none enabled)",
-                 f"; collector on http://{collector.host}:{collector.port}"
-                 if collector else "")
+                 "".join(f"; {name} on http://{server.host}:{server.port}" for name, server in servers))
         try:
             while not self.stop.wait(1.0):
-                if collector and not collector.alive:
-                    log.error("collector stopped unexpectedly; shutting down")
-                    self.stop.set()
+                for name, server in servers:
+                    if not server.alive:
+                        log.error("the %s listener stopped unexpectedly; shutting down", name)
+                        self.stop.set()
         finally:
             log.info("stopping: waiting for running jobs to reach a checkpoint")
             for trigger in reversed(triggers):
@@ -83,8 +83,8 @@ class Daemon:
             scheduler.shutdown(wait=True)
             for kicker in kickers:
                 kicker.join(30)
-            if collector:
-                collector.stop()
+            for _, server in reversed(servers):
+                server.stop()
             log.info("stopped cleanly")
 
     def kick(self, jobs: set[str]) -> None:
@@ -153,15 +153,31 @@ class Daemon:
     def _start_triggers(self) -> list:
         return start_triggers(self.config, self.store, self.connections, self.kick)
 
-    def _start_collector(self) -> BackgroundServer | None:
-        settings = self.config.settings.collector
-        if not settings.enabled:
-            return None
+    def _start_servers(self) -> list[tuple[str, BackgroundServer]]:
+        """The collector (when enabled) and, on its own address when ``[admin] port`` is set, the
+        admin endpoints (``/healthz``, ``/metrics``)."""
         from sync.capture.app import create_app
         from sync.jobs import job_intervals
+        from sync.ops.admin import AdminEndpoints
 
-        app = create_app(self.config, self.store, job_intervals=job_intervals(self.config))
-        return BackgroundServer(app, settings.host, settings.port).start()
+        collector, admin = self.config.settings.collector, self.config.settings.admin
+        intervals = job_intervals(self.config)
+        servers: list[tuple[str, BackgroundServer]] = []
+        endpoints = None
+        try:
+            if collector.enabled:
+                app = create_app(self.config, self.store, job_intervals=intervals)
+                servers.append(("collector", BackgroundServer(app, collector.host, collector.port,
+                                                              trusted_proxies=collector.trusted_proxies).start()))
+                endpoints = app.state.admin
+            if admin.port is not None:
+                endpoints = endpoints or AdminEndpoints.from_config(self.config, self.store, intervals)
+                servers.append(("admin", BackgroundServer(endpoints.app(), admin.host, admin.port).start()))
+        except BaseException:
+            for _, server in servers:
+                server.stop()
+            raise
+        return servers
 
 
 def start_triggers(config: Config, store: Store, connections, kick: Callable[[set[str]], None]) -> list:

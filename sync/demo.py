@@ -66,7 +66,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             collector_port, webhook_port = free_port(), free_port()
             config_path = directory / "closedloop.toml"
             config_path.write_text(suite.config(state_url="sqlite:///closedloop.db", collector_port=collector_port,
-                                                site_origin=SITE_ORIGIN, config_dir=directory,
+                                                site_origin=SITE_ORIGIN, config_dir=directory, replay_days=60,
                                                 webhook_port=webhook_port))
             suite.set_webhook_target(f"http://127.0.0.1:{webhook_port}/hubspot/webhooks")
             config = load_config(config_path, environ=suite.environment())

@@ -89,3 +89,13 @@ class World:
     def close(self) -> None:
         self.suite.stop()
         self.store.dispose()
+
+
+def run_coroutine(coroutine):
+    """``asyncio.run`` on a thread of its own: the session's Playwright browser (sync API) keeps an
+    event loop running on the main thread, where ``asyncio.run`` refuses to start another."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -6,11 +6,12 @@ from dataclasses import replace
 
 from click.testing import CliRunner
 from sqlmodel import select
-
-from state.models import DeadLetter, OutboxEvent
-from sync.cli import main
 from test_enrich import journey
 from test_revenue import won_salesforce_deal
+
+from state.models import DeadLetter, OutboxEvent
+from support import run_coroutine
+from sync.cli import main
 
 
 def cli(world, *args):
@@ -106,3 +107,27 @@ def test_events_left_in_flight_by_a_killed_drain_are_settled_safely(world):
     with world.store.session(readonly=True) as session:
         statuses = sorted(e.status for e in session.exec(select(OutboxEvent)).all())
     assert statuses == ["sent", "sent", "uncertain"]
+
+
+def test_a_beacon_the_database_refused_is_listed_and_dropped_not_retried(world):
+    """The collector's dead letters say what was refused and why; they cannot be queued again."""
+    from datetime import datetime, timezone
+
+    from sync.capture.beacon import Hit
+    from sync.capture.writer import BeaconWriter
+
+    refused = Hit("refused001", None, datetime.now(timezone.utc), "https://www.example.com/\x00", "", {}, {}, None,
+                  None, None, None, "UA", None, None, None)
+    writer = BeaconWriter(world.store).start()
+    assert not run_coroutine(writer.store_hits([refused], timeout=30)).stored
+    writer.stop()
+    [dead] = letters(world)
+    assert (dead.job, dead.object, dead.record_id, dead.code) == ("collector", "touchpoint", "refused001",
+                                                                   "STORE_REFUSED")
+    assert dead.payload["beacon"]["url"] == ascii("https://www.example.com/\x00")  # stored as its escape
+    listed = cli(world, "dead-letters", "list", "--job", "collector")
+    assert "STORE_REFUSED" in listed and "the database refused this beacon" in listed
+    output = cli(world, "dead-letters", "retry", "--all")
+    assert f"cannot be queued again (drop them once read): {dead.id}" in output
+    assert [letter.status for letter in letters(world)] == ["open"]
+    assert "dropped 1 dead letter(s)" in cli(world, "dead-letters", "drop", str(dead.id))

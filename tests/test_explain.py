@@ -54,8 +54,13 @@ def test_explain_by_email_record_id_and_deal_id(world):
     # each CRM record, every mapped variable with the value last written and when
     lead_id = world.salesforce.query("SELECT Id FROM Lead WHERE Email = 'rita@example.com'")[0]["Id"]
     assert f"salesforce Lead {lead_id}: enriched" in out
+    # The lead's form carried the laptop's visitor id: the laptop is trusted. The phone only claimed
+    # Rita's email a day after the lead, so its ChatGPT visit, shown above, cannot be her first click.
+    assert "trusted: on a CRM record, every touch" in next(line for line in out.splitlines() if "│ laptop001" in line)
+    assert f"a claim: touches from {NOW - timedelta(days=2):%Y-%m-%d}" in next(
+        line for line in out.splitlines() if "│ phone0001" in line)
     first_click = next(line for line in out.splitlines() if "│ first_click_channel " in line)
-    assert "CL_First_Click_Channel__c" in first_click and "AI Assistant" in first_click
+    assert "CL_First_Click_Channel__c" in first_click and "Email" in first_click
     assert f"{NOW:%Y-%m-%d}" in first_click  # when it was written
     assert "│ gbraid" in out and "never" in next(line for line in out.splitlines() if "│ gbraid" in line)
 

@@ -80,15 +80,16 @@ def test_forget_removes_the_person_and_nothing_else(store, tmp_path, write_confi
     result = subprocess.run([sys.executable, "-m", "sync.cli", "forget", "Cy@Example.com", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("forgot 2 visitor(s), 4 touchpoint(s), 5 identit(ies), 1 pending GA4 event(s); "
-                                     "unlinked from 1 CRM record(s) (CRM data itself is not changed)")
+    assert result.stdout.strip() == ("forgot 2 visitor(s), 4 touchpoint(s), 5 identit(ies), 1 CRM record match(es) "
+                                     "with the values written to them, 1 GA4 event(s) and 0 dead letter(s); erased "
+                                     "the GA client id of 0 revenue ledger entr(ies) (CRM data itself is not changed)")
     with store.session(readonly=True) as session:
         assert session.exec(select(Visitor.id)).all() == ["stranger01"]
         assert {t.visitor_id for t in session.exec(select(Touchpoint)).all()} == {"stranger01"}
         assert session.exec(select(func.count()).select_from(Identity).where(
             Identity.value == hash_email("cy@example.com"))).one() == 0
         assert [e.client_id for e in session.exec(select(OutboxEvent)).all()] == ["999.9"]
-        assert session.get(LeadSync, ("hubspot", "contacts", "51")).visitor_ids == []
+        assert session.get(LeadSync, ("hubspot", "contacts", "51")) is None
 
 
 def test_explain_prints_the_merged_journey_with_reasons(store, write_config):

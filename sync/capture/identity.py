@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-_GA_CLIENT_ID = re.compile(r"^(?:GA\d+\.\d+\.)?(\d{1,20}\.\d{1,20})$")
+_GA_CLIENT_ID = re.compile(r"^(?:GA[0-9]+\.[0-9]+\.)?([0-9]{1,20}\.[0-9]{1,20})$")  # ASCII digits only
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -45,3 +45,15 @@ def normalise_ga_client_id(value: str) -> str | None:
         return None
     first, second = match.group(1).split(".")
     return match.group(1) if int(first) > 0 and int(second) > 0 else None
+
+
+def google_email_hash(value: str) -> str | None:
+    """SHA-256 hex of the address as Google's ``user_data`` wants it: trimmed, lower-cased, and
+    without dots before ``@gmail.com`` (GA4 Measurement Protocol user-provided data)."""
+    email = normalise_email(value)
+    if email is None:
+        return None
+    local, _, domain = email.partition("@")
+    if domain in ("gmail.com", "googlemail.com"):
+        local = local.replace(".", "")
+    return hashlib.sha256(f"{local}@{domain}".encode("utf-8")).hexdigest()

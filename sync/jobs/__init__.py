@@ -10,7 +10,8 @@ Salesforce change event streams (``cdc``) and the HubSpot webhook receiver (``we
 never among the public collector's routes).
 
 This is the room that drives adapters: it may import ``adapters``, ``mappings``, ``state``,
-``sync.config``, ``sync.journey``, ``sync.capture``'s stitching and identity, and ``sync.ops``.
+``sync.config``, ``sync.journey``, ``sync.capture``'s stitching, identity, text normalisation (for
+values read back from CRMs) and privacy (a forgotten buyer's ledger status), and ``sync.ops``.
 ``registry()`` lists every job the daemon knows; each decides from the config whether it is
 enabled and how often it runs.
 """

@@ -44,11 +44,9 @@ from adapters.google_ads import user_identifiers
 from adapters.meta import fbc, hashed_user_data
 from state.models import AdConversion, LeadSync, OutboxEvent
 from state.upsert import upsert
-from sync.capture.stitching import touchpoints_for
 from sync.config import Config
-from sync.jobs.ga4_events import first_click_client_id
-from sync.journey.compute import Hit, JourneySettings, compute_variables
-from sync.journey.hits import to_hit
+from sync.jobs.ga4_events import person_client_id, trusted_journey
+from sync.journey.compute import Hit, JourneySettings
 from sync.ops import metrics
 
 DESTINATIONS = ("google_ads", "meta")
@@ -116,17 +114,15 @@ def wanted_stages(config: Config) -> dict[str, list[str]]:
 
 def find_journey(session: Session, crm: str, refs: list[PersonRef], settings: JourneySettings,
                  until: datetime) -> Journey | None:
-    """The first of ``refs`` closedloop has matched to web visitors, with their hits up to ``until``."""
+    """The first of ``refs`` closedloop has matched to web visitors, with their hits up to ``until``
+    (a device that only claimed the person counts from its claim on: its earlier ad clicks are not theirs)."""
     for ref in refs:
         sync = session.get(LeadSync, (crm, ref.object, ref.id))
         if sync is None or not sync.visitor_ids:
             continue
-        hits = [to_hit(row) for row in touchpoints_for(session, set(sync.visitor_ids))]
-        converted_at = (sync.record_created_at or sync.first_seen_at) + timedelta(minutes=2)
-        variables = compute_variables(hits, converted_at, settings) if hits else {}
+        hits, variables = trusted_journey(session, sync, settings)  # the identity trust model, as GA4's events
         return Journey(ref, [hit for hit in hits if hit.occurred_at <= until],
-                       channel=variables.get("first_click_channel"),
-                       client_id=first_click_client_id(hits, converted_at, settings) or "")
+                       channel=variables.get("first_click_channel"), client_id=person_client_id(sync, hits) or "")
     return None
 
 

@@ -21,6 +21,7 @@ from adapters.errors import BudgetExhausted, ClosedloopError
 from state import Store
 from state.models import JobRun
 from sync.config import Config
+from sync.jobs.clean_reads import CleanReads
 from sync.ops import metrics
 from sync.ops.budgets import record_allowance
 from sync.ops.remotes import PausePolicy, RemoteRun, Remotes
@@ -90,6 +91,10 @@ class JobContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def crm(self, name: str) -> Any:
+        """The CRM's adapter, with every value it reads made valid text before it can be stored."""
+        return CleanReads(self.connections.adapter(name))
 
 
 class Job(ABC):

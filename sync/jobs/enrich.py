@@ -106,10 +106,23 @@ class PreparedPage:
 
 @dataclass
 class Person:
-    """Who a record belongs to on the web, and when they converted."""
+    """Who a record belongs to on the web, and when they converted.
+
+    ``claims``: devices that only claimed to be the person, and from when their touches count
+    (see :mod:`sync.capture.stitching`); the converting ids are those the record itself held."""
 
     visitor_ids: set[str]
     converted_at: datetime
+    claims: dict[str, datetime] = field(default_factory=dict)
+    converting_visitor_id: str | None = None
+    converting_client_id: str | None = None
+
+    @property
+    def trusted(self) -> set[str]:
+        return self.visitor_ids - set(self.claims)
+
+    def stored_claims(self) -> dict[str, str]:
+        return {visitor: moment.isoformat() for visitor, moment in sorted(self.claims.items())}
 
 
 class EnrichJob(Job):
@@ -160,7 +173,7 @@ class CrmEnricher:
         ``start`` is where a stream with no cursor begins (default: a day ago); ``on_page`` hears
         (object, records) after each page is committed."""
         self.crm, self.ctx = crm, ctx
-        self.adapter = ctx.connections.adapter(crm)
+        self.adapter = ctx.crm(crm)
         self.mapping = ctx.connections.mapping(crm)
         self.profile = PROFILES[crm]
         self.settings = journey_settings(ctx.config)
@@ -350,7 +363,8 @@ class CrmEnricher:
                 table.crm == self.crm, table.object == object_mapping.object,
                 table.record_id.in_([r.id for r in records]))).all()}
             people = self.deal_people(records) if is_deal else self.people(session, object_mapping, records)
-            hits = touchpoints_of_many(session, {record_id: (person.visitor_ids, person.converted_at + CONVERSION_SKEW)
+            hits = touchpoints_of_many(session, {record_id: (person.visitor_ids, person.converted_at + CONVERSION_SKEW,
+                                                             person.claims)
                                                  for record_id, person in people.items()})
             plans: list[tuple[LeadRecord, Person | None, dict[str, Any]]] = []
             for record in records:
@@ -359,7 +373,8 @@ class CrmEnricher:
                     plans.append((record, None, {}))
                     continue
                 variables = compute_variables([to_hit(row) for row in hits[record.id]],
-                                              person.converted_at + CONVERSION_SKEW, self.settings)
+                                              person.converted_at + CONVERSION_SKEW, self.settings,
+                                              trusted_visitors=person.trusted)
                 sync = syncs.get(record.id)
                 plans.append((record, person, self.plan(object_mapping, specs, record, variables,
                                                         sync.written if sync else {})))
@@ -381,8 +396,8 @@ class CrmEnricher:
             rows = {row["record_id"]: row for row, _ in outcomes}  # one row per record, even if read twice
             upsert(session, LeadSync, list(rows.values()), ["crm", "object", "record_id"],
                    lambda table, new: {column: getattr(new, column) for column in (
-                       "status", "last_checked_at", "last_written_at", "visitor_ids", "written", "written_at",
-                       "attempts")})
+                       "status", "last_checked_at", "last_written_at", "visitor_ids", "claims",
+                       "converting_visitor_id", "converting_client_id", "written", "written_at", "attempts")})
             links = {(link["value"], link["visitor_id"]): link for _, found in outcomes for link in found}
             upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
             done(session, queued)
@@ -431,10 +446,13 @@ class CrmEnricher:
         (written in bulk by the caller); a failed write is dead-lettered here."""
         row = {"crm": self.crm, "object": object_name, "record_id": record.id, "status": "pending_visitor",
                "record_created_at": record.created_at, "first_seen_at": now, "last_written_at": None,
-               "visitor_ids": [], "written": {}, "written_at": {}, "attempts": 0}
+               "visitor_ids": [], "claims": {}, "converting_visitor_id": None, "converting_client_id": None,
+               "written": {}, "written_at": {}, "attempts": 0}
         if sync is not None:
             row.update(status=sync.status, record_created_at=sync.record_created_at, first_seen_at=sync.first_seen_at,
-                       last_written_at=sync.last_written_at, visitor_ids=sync.visitor_ids, written=sync.written,
+                       last_written_at=sync.last_written_at, visitor_ids=sync.visitor_ids, claims=sync.claims,
+                       converting_visitor_id=sync.converting_visitor_id,
+                       converting_client_id=sync.converting_client_id, written=sync.written,
                        written_at=sync.written_at or {}, attempts=sync.attempts)
         row["last_checked_at"] = now
         row["attempts"] += 1
@@ -442,7 +460,9 @@ class CrmEnricher:
             if row["status"] in ("pending_visitor", "no_web_journey"):
                 row["status"] = "pending_visitor" if now - row["first_seen_at"] < wait else "no_web_journey"
             return row, []
-        row["status"], row["visitor_ids"] = "enriched", sorted(person.visitor_ids)
+        row.update(status="enriched", visitor_ids=sorted(person.trusted), claims=person.stored_claims(),
+                   converting_visitor_id=person.converting_visitor_id,
+                   converting_client_id=person.converting_client_id)
         if result is not None and result.ok:
             landed = {name: value for name, value in values.items() if name not in result.dropped}
             row["written"], row["last_written_at"] = {**row["written"], **landed}, now
@@ -454,31 +474,45 @@ class CrmEnricher:
                                    payload={"values": values}))
         key = crm_record_key(self.crm, object_name, record.id)
         return row, [{"visitor_id": visitor, "kind": CRM_RECORD, "value": key, "first_seen_at": now,
-                      "last_seen_at": now} for visitor in sorted(person.visitor_ids)]
+                      "last_seen_at": now, "first_received_at": now} for visitor in sorted(person.visitor_ids)]
 
     # -- who is it? -----------------------------------------------------------------------
 
     def people(self, session: Session, object_mapping: ObjectMapping,
                records: list[LeadRecord]) -> dict[str, Person]:
+        """Each record's person. The visitor and GA client ids the record holds (and, for a
+        converted contact, its lead's trusted devices) are strong clues; its email finds the
+        devices that claimed it (:mod:`sync.capture.stitching`)."""
         match = object_mapping.match
         converted_from = self.converted_leads(records) if object_mapping.object == "Contact" else {}
         clues: dict[str, Clues] = {}
-        converted_at: dict[str, datetime] = {}
+        named: dict[str, tuple[datetime, str | None, str | None]] = {}
         for record in records:
-            visitor = record.fields.get(match.get("visitor_id", ""), None) if match.get("visitor_id") else None
+            visitor = str(record.fields.get(match["visitor_id"]) or "") if match.get("visitor_id") else ""
             ga = normalise_ga_client_id(str(record.fields.get(match["ga_client_id"]) or "")) \
                 if match.get("ga_client_id") else None
             email = hash_email(str(record.fields.get(match["email"]) or "")) if match.get("email") else None
             lead = converted_from.get(record.id)
             visitor_ids = [visitor] if visitor else []
-            converted_at[record.id] = record.created_at
+            converted_at = record.created_at
             if lead is not None:
                 lead_sync = session.get(LeadSync, (self.crm, "Lead", lead["Id"]))
-                visitor_ids += lead_sync.visitor_ids if lead_sync else []
-                converted_at[record.id] = lead["created_at"]
-            clues[record.id] = Clues(tuple(visitor_ids), (ga,) if ga else (), (email,) if email else ())
-        return {record_id: Person(person.visitor_ids, converted_at[record_id])
-                for record_id, person in find_people(session, clues).items() if person.visitor_ids}
+                if lead_sync is not None:
+                    visitor_ids += lead_sync.visitor_ids
+                    visitor = visitor or lead_sync.converting_visitor_id or ""
+                    ga = ga or lead_sync.converting_client_id
+                converted_at = lead["created_at"]
+            named[record.id] = (converted_at, visitor or None, ga)
+            clues[record.id] = Clues(tuple(visitor_ids), (ga,) if ga else (), (email,) if email else (),
+                                     anchor_before=converted_at + CONVERSION_SKEW)
+        people = {}
+        for record_id, found in find_people(session, clues).items():
+            if not found.visitor_ids:
+                continue
+            converted_at, visitor, ga = named[record_id]
+            people[record_id] = Person(found.visitor_ids, converted_at, found.claims,
+                                       visitor if visitor in found.trusted else None, ga)
+        return people
 
     def converted_leads(self, contacts: list[LeadRecord]) -> dict[str, dict[str, Any]]:
         """Salesforce: the lead each contact was converted from (its creation is the conversion)."""
@@ -502,6 +536,9 @@ class CrmEnricher:
                 for ref in refs.get(deal.id, []):
                     sync = session.get(LeadSync, (self.crm, ref.object, ref.id))
                     if sync and sync.visitor_ids:
-                        found[deal.id] = Person(set(sync.visitor_ids), sync.record_created_at or deal.created_at)
+                        claims = {visitor: datetime.fromisoformat(moment) for visitor, moment in sync.claims.items()}
+                        found[deal.id] = Person(set(sync.visitor_ids) | set(claims),
+                                                sync.record_created_at or deal.created_at, claims,
+                                                sync.converting_visitor_id, sync.converting_client_id)
                         break
         return found

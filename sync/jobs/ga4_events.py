@@ -1,8 +1,11 @@
 """GA4 events for CRM facts: who the person is to GA4, and what each event carries.
 
-The person's GA ``client_id`` is taken from the device of their **first click**, so that GA4's
-first-user source (fixed at that device's first visit) lines up with closedloop's first-click
-attribution. A ``session_id`` is never invented (that would create a sourceless session): it
+The person's GA ``client_id`` is that of the browser the CRM record itself names — the GA
+client id its form submitted, else the GA client id of the visitor id it holds — and,
+when it names none, that of the earliest of the person's trusted devices (see the identity
+trust model in :mod:`sync.capture.stitching`). A device that only *claimed* to be the person
+(an identify beacon) never gives its client id: a stranger's claim must not carry someone's
+revenue into the stranger's GA4 user. A ``session_id`` is never invented (that would create a sourceless session): it
 is sent only when the event falls inside a real session of that client that started less than
 24 hours before sending. Nothing personal goes into any parameter; ``user_data`` (hashed) only
 with ad_user_data consent and ``[ga4] send_user_data = true``.
@@ -13,7 +16,6 @@ decided when sending, because both rules depend on the time of sending.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,8 +25,9 @@ from sqlmodel import Session
 
 from adapters.base import PersonRef
 from state.models import LeadSync, OutboxEvent
+from sync.capture.identity import google_email_hash
 from sync.capture.stitching import touchpoints_for
-from sync.journey.compute import Hit, JourneySettings, compute_variables, sessionize
+from sync.journey.compute import Hit, JourneySettings, compute_variables
 from sync.journey.hits import to_hit
 
 BACKDATE_LIMIT = timedelta(hours=71)  # GA4 accepts 72 h; keep an hour's margin
@@ -52,24 +55,34 @@ def resolve_person(session: Session, crm: str, refs: Iterable[PersonRef], settin
         sync = session.get(LeadSync, (crm, ref.object, ref.id))
         if sync is None or not sync.visitor_ids:
             continue
-        converted_at = (sync.record_created_at or sync.first_seen_at) + timedelta(minutes=2)
-        hits = [to_hit(row) for row in touchpoints_for(session, set(sync.visitor_ids))]
-        variables = compute_variables(hits, converted_at, settings)
-        return GaPerson(client_id=first_click_client_id(hits, converted_at, settings) or variables.get("ga_client_id"),
-                        variables=variables, sessions=ga_sessions(hits), consent=variables.get("consent") or "unknown",
-                        record=ref)
+        hits, variables = trusted_journey(session, sync, settings)
+        return GaPerson(client_id=person_client_id(sync, hits), variables=variables, sessions=ga_sessions(hits),
+                        consent=variables.get("consent") or "unknown", record=ref)
     return None
 
 
-def first_click_client_id(hits: list[Hit], until: datetime, settings: JourneySettings) -> str | None:
-    """The GA client id of the device that made the first click (else of the first session)."""
-    sessions = sessionize([hit for hit in hits if hit.occurred_at <= until], settings)
-    touches = [s for s in sessions if not s.is_direct] or sessions
-    for candidate in touches:
-        client_id = next((hit.ga_client_id for hit in candidate.hits if hit.ga_client_id), None)
-        if client_id:
-            return client_id
-    return next((hit.ga_client_id for hit in hits if hit.ga_client_id), None)
+def trusted_journey(session: Session, sync: LeadSync, settings: JourneySettings) -> tuple[list[Hit], dict[str, Any]]:
+    """A matched record's hits under the identity trust model (a claimed device's touches only
+    from its claim on) and its variables at conversion (the first click from trusted devices only)."""
+    converted_at = (sync.record_created_at or sync.first_seen_at) + timedelta(minutes=2)
+    claims = {visitor: datetime.fromisoformat(moment) for visitor, moment in (sync.claims or {}).items()}
+    trusted = set(sync.visitor_ids)
+    hits = [to_hit(row) for row in touchpoints_for(session, trusted | set(claims), claims=claims)]
+    return hits, compute_variables(hits, converted_at, settings, trusted_visitors=trusted)
+
+
+def person_client_id(sync: LeadSync, hits: list[Hit]) -> str | None:
+    """The GA client id a person's events are sent under: the one the CRM record holds, else that
+    of the visitor it holds, else that of the earliest trusted device (never a claimed one's)."""
+    if sync.converting_client_id:
+        return sync.converting_client_id
+    trusted = set(sync.visitor_ids)
+    if sync.converting_visitor_id in trusted:
+        latest = next((hit.ga_client_id for hit in reversed(hits)
+                       if hit.visitor_id == sync.converting_visitor_id and hit.ga_client_id), None)
+        if latest:
+            return latest
+    return next((hit.ga_client_id for hit in hits if hit.visitor_id in trusted and hit.ga_client_id), None)
 
 
 def ga_sessions(hits: list[Hit]) -> list[dict[str, str]]:
@@ -111,12 +124,8 @@ def money(value: Decimal) -> float | int:
 
 def user_data_for(email: str | None) -> dict[str, Any] | None:
     """``user_data`` per Google's normalisation: trim, lower-case, no dots before @gmail.com."""
-    if not email or "@" not in email:
-        return None
-    local, _, domain = email.strip().lower().partition("@")
-    if domain in ("gmail.com", "googlemail.com"):
-        local = local.replace(".", "")
-    return {"sha256_email_address": [hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()]}
+    digest = google_email_hash(email) if email else None
+    return {"sha256_email_address": [digest]} if digest else None
 
 
 def request_body(events: list[OutboxEvent], now: datetime) -> dict[str, Any]:

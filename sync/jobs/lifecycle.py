@@ -85,7 +85,7 @@ def stage_event(crm: str, rules, change: StageChange) -> str:
 class LifecycleSync:
     def __init__(self, crm: str, ctx: JobContext) -> None:
         self.crm, self.ctx = crm, ctx
-        self.adapter = ctx.connections.adapter(crm)
+        self.adapter = ctx.crm(crm)
         self.profile = PROFILES[crm]
         self.rules = getattr(ctx.config.settings.lifecycle, crm)
         self.settings = journey_settings(ctx.config)

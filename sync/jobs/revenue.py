@@ -25,6 +25,7 @@ from sqlmodel import Session, delete, func, select
 from adapters.base import Deal, DealStage, PersonRef
 from state.models import Cursor, DealRecord, DealStageRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
+from sync.capture.privacy import FORGOTTEN
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
 from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
@@ -70,7 +71,7 @@ class RevenueJob(Job):
 class RevenueSync:
     def __init__(self, crm: str, ctx: JobContext) -> None:
         self.crm, self.ctx = crm, ctx
-        self.adapter = ctx.connections.adapter(crm)
+        self.adapter = ctx.crm(crm)
         self.profile = PROFILES[crm]
         self.settings = journey_settings(ctx.config)
         self.ga4 = ctx.config.settings.ga4
@@ -144,6 +145,8 @@ class RevenueSync:
     def apply(self, session: Session, deal: Deal, now: datetime) -> None:
         """Bring GA4 in line with this deal (events into the outbox, ledger updated)."""
         ledger = session.get(RevenueLedger, (self.crm, deal.id))
+        if ledger is not None and ledger.status == FORGOTTEN:  # its buyer was erased: nothing is sent again
+            return
         amount = deal.amount if deal.amount is not None else Decimal(0)
         won = deal.is_won and amount > 0
         if not won:

@@ -43,7 +43,7 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ua_parser import parse as parse_user_agent
@@ -55,6 +55,9 @@ from sync.journey.variables import VARIABLES
 CLICK_ID_VARIABLES = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid", "li_fat_id")
 CONVERSION_TYPES = ("form", "call", "chat", "other")
 CHANNEL_LIST_SEPARATOR = ", "  # channels_touched is a set, not a path
+# What only the person's trusted devices may decide: the first click, and which browser converted.
+TRUSTED_ONLY = tuple(name for name in VARIABLES if name.startswith("first_click_")) + (
+    "visitor_id", "ga_client_id", "ga_session_id")
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,24 @@ def explain(hits: Iterable[Hit], settings: JourneySettings) -> list[SessionExpla
 
 
 def compute_variables(hits: Iterable[Hit], conversion_at: datetime, settings: JourneySettings, *,
-                      conversion_type: str = "") -> dict[str, Any]:
-    """Every catalogue variable for this person's journey up to the conversion (module docstring)."""
+                      conversion_type: str = "", trusted_visitors: Collection[str] | None = None) -> dict[str, Any]:
+    """Every catalogue variable for this person's journey up to the conversion (module docstring).
+
+    ``trusted_visitors``: the devices the person is known to be (see the identity trust model in
+    :mod:`sync.capture.stitching`). Devices outside it only claimed to be the person: their hits
+    count in the journey, but the first click and the converting browser's identity
+    (:data:`TRUSTED_ONLY`) come from the trusted devices' hits alone."""
+    hits = list(hits)
+    values = _variables(hits, conversion_at, settings, conversion_type)
+    if trusted_visitors is not None and any(hit.visitor_id not in trusted_visitors for hit in hits):
+        trusted = _variables([hit for hit in hits if hit.visitor_id in trusted_visitors], conversion_at, settings,
+                             conversion_type)
+        values.update({name: trusted[name] for name in TRUSTED_ONLY})
+    return values
+
+
+def _variables(hits: list[Hit], conversion_at: datetime, settings: JourneySettings,
+               conversion_type: str) -> dict[str, Any]:
     cutoff = _utc(conversion_at)
     kept = sorted((hit for hit in _as_utc(hits) if hit.occurred_at <= cutoff), key=_time)
     values: dict[str, Any] = dict.fromkeys(VARIABLES)

@@ -6,7 +6,9 @@ fixed the cause, ``retry`` queues it again:
 
 - a GA4 event or ad conversion goes back to ``pending`` in the outbox and leaves with the next drain;
 - a CRM record is marked ``retry``; the next enrich run re-reads it by id, recomputes its
-  variables and writes what still differs (see ``CrmEnricher.retry_dead_letters``).
+  variables and writes what still differs (see ``CrmEnricher.retry_dead_letters``);
+- a beacon the database refused (job ``collector``) cannot be queued again: it is there to be
+  read (what was refused and why) and then dropped.
 
 ``drop`` closes a dead letter and leaves the record or event as it is (an uncertain GA4 event
 stops holding back the later events of its deal). Nothing is deleted: the
@@ -22,12 +24,14 @@ from sqlmodel import col, func, select
 from state.models import DeadLetter, OutboxEvent
 
 OUTBOX_JOBS = ("ga4", "google_ads", "meta")  # dead letters that stand for an outbox event
+COLLECTOR = "collector"  # beacons the database refused (sync.capture.writer)
 
 
 @dataclass
 class Changed:
     changed: int = 0
     not_open: list[int] = field(default_factory=list)
+    not_retryable: list[int] = field(default_factory=list)
 
 
 def listing(store, *, job: str | None = None, include_closed: bool = False,
@@ -50,6 +54,9 @@ def retry(store, ids: list[int] | None, *, job: str | None = None, now: datetime
     done = Changed()
     with store.session() as session:
         for letter in _chosen(session, ids, job, done):
+            if letter.job == COLLECTOR:
+                done.not_retryable.append(letter.id)
+                continue
             if letter.job in OUTBOX_JOBS:
                 event = _event_of(session, letter)
                 if event is not None and event.status != "sent":

@@ -6,10 +6,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 collector_requests = Counter(
-    "closedloop_collector_requests", "Collector requests by outcome (stored, rejected, bot, full, ...).",
+    "closedloop_collector_requests",
+    "Collector beacons and requests by outcome (accepted, rejected, bot, rate_limited, ...).",
     ["outcome"], registry=REGISTRY)
 collector_queue_depth = Gauge(
-    "closedloop_collector_queue_depth", "Beacons accepted but not yet stored.", registry=REGISTRY)
+    "closedloop_collector_queue_depth", "Beacons waiting to be committed (their requests wait too).",
+    registry=REGISTRY)
+collector_oldest_unwritten = Gauge(
+    "closedloop_collector_oldest_unwritten_seconds", "Age of the oldest beacon not yet committed.",
+    registry=REGISTRY)
+collector_rows_refused = Counter(
+    "closedloop_collector_rows_refused", "Beacons the database refused, set aside as dead letters.",
+    registry=REGISTRY)
+identify_claims_refused = Counter(
+    "closedloop_identify_claims_refused", "Identify beacons refused: an email or phone claimed by too many "
+    "new devices in the window.", registry=REGISTRY)
 records_read = Counter(
     "closedloop_records_read", "CRM records read, per CRM and object.", ["crm", "object"], registry=REGISTRY)
 records_written = Counter(

@@ -31,6 +31,8 @@ class Device:
     browser: str | None
     os: str | None
     category: str | None
+    trust: str = "linked"  # "trusted" (a CRM record's strong clue), "claim" (counted from its claim on), "linked"
+    counted_from: datetime | None = None  # for a claim: when its touches start to count
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,25 @@ def explain_person(session: Session, who: str, settings: JourneySettings) -> Exp
                                  if "@" in who else ""))
     records = _records(session, person.visitor_ids, records)
     hits = [to_hit(row) for row in touchpoints_for(session, person.visitor_ids)]
-    return Explanation(who, found_by, _devices(session, person.visitor_ids), person.truncated,
-                       explain(hits, settings), records)
+    return Explanation(who, found_by, _devices(session, person.visitor_ids, _trust(session, records)),
+                       person.truncated, explain(hits, settings), records)
+
+
+def _trust(session: Session, records: list[RecordState]) -> dict[str, tuple[str, datetime | None]]:
+    """What each device is to the person's CRM records (the identity trust model): trusted when a
+    record holds it (its touches all count), a claim when it only claimed the person (its touches
+    count from the claim on: earlier sessions, shown below, never change the first click)."""
+    trust: dict[str, tuple[str, datetime | None]] = {}
+    for record in records:
+        sync = session.get(LeadSync, (record.crm, record.object, record.record_id))
+        for visitor, moment in (sync.claims or {}).items() if sync else ():
+            claimed = datetime.fromisoformat(moment)
+            known = trust.get(visitor)
+            if known is None or (known[0] == "claim" and claimed < known[1]):
+                trust[visitor] = ("claim", claimed)
+        for visitor in sync.visitor_ids if sync else ():
+            trust[visitor] = ("trusted", None)
+    return trust
 
 
 def _identify(session: Session, who: str) -> tuple[str, list[str], list[str], list[LeadSync]]:
@@ -126,7 +145,8 @@ def _records(session: Session, visitor_ids: set[str], known: list[LeadSync]) -> 
     return states
 
 
-def _devices(session: Session, visitor_ids: set[str]) -> list[Device]:
+def _devices(session: Session, visitor_ids: set[str],
+             trust: dict[str, tuple[str, datetime | None]]) -> list[Device]:
     if not visitor_ids:
         return []
     devices = []
@@ -136,6 +156,7 @@ def _devices(session: Session, visitor_ids: set[str]) -> list[Device]:
                                                                  Touchpoint.user_agent.is_not(None))
                              .order_by(Touchpoint.occurred_at.desc()).limit(1)).first()
         browser, os_name, category = device_of(agent)
+        kind, since = trust.get(visitor.id, ("linked", None))
         devices.append(Device(visitor.id, visitor.first_seen_at, visitor.last_seen_at, visitor.ga_client_id,
-                              browser, os_name, category))
+                              browser, os_name, category, kind, since))
     return devices

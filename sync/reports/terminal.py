@@ -193,6 +193,15 @@ def _period(report) -> str:
 
 # -- explain ---------------------------------------------------------------------------------------
 
+def _trust_text(device) -> str:
+    """The identity trust model, per device (see the README's identity trust model)."""
+    if device.trust == "trusted":
+        return "trusted: on a CRM record, every touch"
+    if device.trust == "claim":
+        return f"a claim: touches from {device.counted_from:%Y-%m-%d %H:%M} on"
+    return "linked (same email or GA cookie); no record yet"
+
+
 def print_explanation(console: Console, found: Explanation, variables: Mapping[tuple[str, str], list[tuple[str, str]]],
                       *, wide: bool = False) -> None:
     """``variables``: (crm, object) → [(variable, field)] in mapping order, to name every
@@ -208,6 +217,7 @@ def print_explanation(console: Console, found: Explanation, variables: Mapping[t
             Column("first seen (UTC)", lambda d: f"{d.first_seen_at:%Y-%m-%d %H:%M}", 16, 3),
             Column("last seen (UTC)", lambda d: f"{d.last_seen_at:%Y-%m-%d %H:%M}", 16, 4),
             Column("GA client id", lambda d: d.ga_client_id or "–", 12, 5),
+            Column("counts for the CRM", _trust_text, 14, 1),
         ], found.devices, wide=wide)
     if found.sessions:
         numbered = list(enumerate(found.sessions, start=1))
