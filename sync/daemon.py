@@ -177,6 +177,13 @@ class Daemon:
             for _, server in servers:
                 server.stop()
             raise
+        if endpoints is not None and (self.config.settings.salesforce.change_events or
+                                      self.config.settings.hubspot.webhooks):
+            from sync.jobs.triggers import trigger_report
+
+            endpoints.add_check("triggers", lambda: trigger_report(self.store, self.config, self.connections,
+                                                                   datetime.now(timezone.utc)),
+                                lambda details: True)
         return servers
 
 

@@ -494,10 +494,11 @@ def test_the_daemon_enriches_new_leads_in_both_crms_from_their_triggers(tmp_path
     thread = threading.Thread(target=daemon.serve, daemon=True)
     thread.start()
     try:
-        def first_poll_done():
+        def first_runs_done():  # every job polls once at start; what comes after is the triggers' doing
             with world.store.session(readonly=True) as session:
-                return session.exec(select(JobRun).where(JobRun.job == "enrich", JobRun.finished_at.is_not(None))).first()
-        until(first_poll_done, what="the first scheduled enrich run")
+                finished = set(session.exec(select(JobRun.job).where(JobRun.finished_at.is_not(None))).all())
+            return {job.name for job in daemon.jobs} <= finished
+        until(first_runs_done, timeout=60, what="the first scheduled run of every job")
         until(lambda: all(connected(world, topic) for topic in TOPICS), what="streams connected")
         journey(world, "visitor0301", "ann@one.example")
         journey(world, "visitor0302", "bo@two.example")
@@ -509,6 +510,12 @@ def test_the_daemon_enriches_new_leads_in_both_crms_from_their_triggers(tmp_path
         until(lambda: (world.hubspot.record("contacts", contact) or {}).get("cl_first_click_channel"),
               what="the contact enriched")
         assert polls(world) == [] and searches(world) == 0, "a poll, not a trigger, found them"
+        import requests
+
+        port = world.config.settings.collector.port  # /healthz shares the collector's port by default
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
+        assert health["triggers"][f"salesforce {LEAD_TOPIC}"]["state"] == "connected"
+        assert health["triggers"]["hubspot webhooks"]["state"] == "listening"
     finally:
         daemon.request_stop()
         thread.join(60)

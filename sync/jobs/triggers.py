@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
-from sqlalchemy import and_, case, delete, or_
+from sqlalchemy import and_, case, delete, literal_column, null, or_
 from sqlmodel import Session, func, select
 
 from state import Store
@@ -150,7 +150,9 @@ def queue_changes(session: Session, crm: str, source: str, changes: Iterable[Cha
                      "source": source, "occurred_at": occurred, "queued_at": now, "version": 1,
                      "snapshot": change.snapshot if earlier is None else None}
     upsert(session, QueuedChange, list(rows.values()), ["crm", "job", "object", "record_id"],
-           lambda table, new: {"version": table.version + 1, "source": new.source, "snapshot": None,
+           # literal SQL only: the bulk statement is compiled once with the rows as its one parameter
+           lambda table, new: {"version": table.version + literal_column("1"), "source": new.source,
+                               "snapshot": null(),
                                "occurred_at": case(
                (table.occurred_at.is_(None), new.occurred_at), (new.occurred_at.is_(None), table.occurred_at),
                (new.occurred_at < table.occurred_at, new.occurred_at), else_=table.occurred_at)})
@@ -297,3 +299,12 @@ def trigger_status(store: Store, config: Config, connections, now: datetime) -> 
                                        row.position_at if row else None, row.lag_seconds if row else None,
                                        sum(n for (c, _), n in depth.items() if c == crm)))
     return found
+
+
+def trigger_report(store: Store, config: Config, connections, now: datetime) -> dict:
+    """The ``triggers`` section of ``/healthz``: each channel's state, last event and lag, and
+    the ids waiting. Informational: a trigger that is down only slows a CRM to its poll."""
+    return {f"{row.crm} {row.channel}": {
+        "state": row.state, "last_event_at": row.last_event_at.isoformat() if row.last_event_at else None,
+        "lag_seconds": row.lag_seconds, "queued": row.queued, "message": row.message}
+        for row in trigger_status(store, config, connections, now)}
