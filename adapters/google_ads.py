@@ -26,6 +26,7 @@ Choices:
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +34,6 @@ from typing import Any, Iterable
 
 import google.auth.exceptions
 import requests
-from google.ads import datamanager_v1 as dm
-from google.ads.datamanager_util import Encoding, Formatter
 from google.api_core import exceptions as google_exceptions
 from google.api_core.client_options import ClientOptions
 from google.protobuf import timestamp_pb2
@@ -42,6 +41,7 @@ from google.protobuf import timestamp_pb2
 from adapters.errors import AuthError, ConfigError, RateLimited, RemoteError, TransientError
 from adapters.google_auth import DATAMANAGER_SCOPE, GoogleCredentials, configure_google_sessions, token_error
 from adapters.http import CallCounter
+from adapters.lazy import lazy_module
 from adapters.phones import e164
 from adapters.ratelimit import SlidingWindowLimiter
 from adapters.retry import RetryPolicy
@@ -50,11 +50,21 @@ SYSTEM = "google_ads"
 MAX_EVENTS = 2000
 MAX_DESTINATIONS = 10
 MAX_USER_IDENTIFIERS = 10
-CONSENT = {"GRANTED": dm.ConsentStatus.CONSENT_GRANTED, "DENIED": dm.ConsentStatus.CONSENT_DENIED,
-           "UNSPECIFIED": dm.ConsentStatus.CONSENT_STATUS_UNSPECIFIED}
 CLICK_IDS = ("gclid", "gbraid", "wbraid")
 _EVENT_PATH = re.compile(r"^events\[(\d+)\]")
-_formatter = Formatter()
+dm = lazy_module("google.ads.datamanager_v1")  # most of a second to import: only when Google Ads is used
+_util = lazy_module("google.ads.datamanager_util")
+
+
+@functools.lru_cache(maxsize=1)
+def _formatter():
+    return _util.Formatter()
+
+
+def consent_status(value: str):
+    """Data Manager's consent status for ``GRANTED`` / ``DENIED`` / anything else."""
+    return {"GRANTED": dm.ConsentStatus.CONSENT_GRANTED,
+            "DENIED": dm.ConsentStatus.CONSENT_DENIED}.get(value, dm.ConsentStatus.CONSENT_STATUS_UNSPECIFIED)
 
 
 def user_identifiers(email: str | None, phone: str | None, default_region: str) -> list[dict[str, str]]:
@@ -62,12 +72,12 @@ def user_identifiers(email: str | None, phone: str | None, default_region: str) 
     found: list[dict[str, str]] = []
     if email and email.strip():
         try:
-            found.append({"email_address": _formatter.process_email_address(email, Encoding.HEX)})
+            found.append({"email_address": _formatter().process_email_address(email, _util.Encoding.HEX)})
         except ValueError:
             pass  # not an address; the message would not say which, and we never log the value
     number = e164(phone, default_region)
     if number:
-        found.append({"phone_number": _formatter.process_phone_number(number, Encoding.HEX)})
+        found.append({"phone_number": _formatter().process_phone_number(number, _util.Encoding.HEX)})
     return found
 
 
@@ -226,8 +236,8 @@ def event_from_payload(payload: dict[str, Any]) -> dm.Event:
         event.conversion_value = float(payload["value"])
         event.currency = payload["currency"]
     consent = payload.get("consent") or {}
-    event.consent = dm.Consent(ad_user_data=CONSENT[consent.get("ad_user_data", "UNSPECIFIED")],
-                               ad_personalization=CONSENT[consent.get("ad_personalization", "UNSPECIFIED")])
+    event.consent = dm.Consent(ad_user_data=consent_status(consent.get("ad_user_data", "")),
+                               ad_personalization=consent_status(consent.get("ad_personalization", "")))
     return event
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version
@@ -224,35 +225,49 @@ def check(config_path: Path | None) -> None:
     store.check_schema()
     click.echo(f"state: ok ({store.safe_url}, schema {store.current_revision()})")
     connections = Connections(config, attempts=1, timeout=CHECK_TIMEOUT)
+    # Every remote is asked at once (each within CHECK_TIMEOUT), so a remote that never answers
+    # costs one timeout, not one per remote; what each says is printed in a fixed order.
+    checks = [lambda crm=crm: _check_remote(config, store, connections, crm) for crm in connections.enabled_crms()]
+    if config.settings.google_ads.enabled or config.settings.meta.enabled:
+        checks.append(lambda: _check_destinations(config, connections))
+    with ThreadPoolExecutor(max_workers=max(1, len(checks)), thread_name_prefix="check") as pool:
+        futures = [pool.submit(work) for work in checks]
     problems: list[str] = []
     unreachable = False
-    for crm in connections.enabled_crms():
-        try:
-            problems += _check_crm(connections, crm, store)
-            lines, found = _check_trigger(config, store, connections, crm)
-            for line in lines:
-                click.echo(line)
-            problems += found
-        except ConfigError as exc:
-            problems.append(f"{crm}: {exc.user_message}")
-        except ClosedloopError as exc:
-            unreachable = True
-            problems.append(f"{crm}: {exc.user_message}")
+    for future in futures:
+        lines, found, down = future.result()
+        for line in lines:
+            click.echo(line)
+        problems += found
+        unreachable |= down
     if config.settings.ga4.enabled:
         connections.ga4()
         click.echo(f"ga4: configured for {config.settings.ga4.measurement_id} at {config.settings.ga4.endpoint} "
                    "(the Measurement Protocol cannot verify a secret; try `closedloop ga4 validate`)")
-    if config.settings.google_ads.enabled or config.settings.meta.enabled:
-        from sync.jobs.readback import check_destinations
-
-        fine, found = check_destinations(config, connections, datetime.now(timezone.utc))
-        for line in fine:
-            click.echo(line)
-        problems += found
     if problems:
         if unreachable:  # not a config mistake for sure: the remote may just be down
             _fail("\n".join(problems), EXIT_FAILED)
         raise ConfigError("\n".join(problems))
+
+
+def _check_remote(config: Config, store: Store, connections, crm: str) -> tuple[list[str], list[str], bool]:
+    """(lines to print, problems, whether the CRM was out of reach) for one CRM: credentials,
+    mapping, trigger."""
+    try:
+        lines, problems = _check_crm(connections, crm, store)
+        trigger_lines, found = _check_trigger(config, store, connections, crm)
+        return lines + trigger_lines, problems + found, False
+    except ConfigError as exc:
+        return [], [f"{crm}: {exc.user_message}"], False
+    except ClosedloopError as exc:
+        return [], [f"{crm}: {exc.user_message}"], True
+
+
+def _check_destinations(config: Config, connections) -> tuple[list[str], list[str], bool]:
+    from sync.jobs.readback import check_destinations
+
+    fine, found = check_destinations(config, connections, datetime.now(timezone.utc))
+    return fine, found, False
 
 
 def _check_trigger(config: Config, store: Store, connections, crm: str) -> tuple[list[str], list[str]]:
@@ -274,9 +289,9 @@ def _check_trigger(config: Config, store: Store, connections, crm: str) -> tuple
 CHECK_TIMEOUT = 5.0  # seconds per remote call in `check`: it answers within seconds even when a remote is down
 
 
-def _check_crm(connections, crm: str, store: Store) -> list[str]:
+def _check_crm(connections, crm: str, store: Store) -> tuple[list[str], list[str]]:
     """Log in to ``crm`` once and check its mapping against the live metadata; a CRM paused
-    because it refused the credentials is resumed once they work again."""
+    because it refused the credentials is resumed once they work again. (lines, problems)"""
     from mappings.check import SUPPORTED_OBJECTS, check_against_crm
     from sync.journey.variables import ENUMERATIONS, WHOLE_LENGTHS, catalogue
     from sync.ops.remotes import Remotes
@@ -286,14 +301,15 @@ def _check_crm(connections, crm: str, store: Store) -> list[str]:
     describe = {name: adapter.describe_fields(name) for name in mapping.objects
                 if name in SUPPORTED_OBJECTS[crm]}  # an unknown (misspelt) object is reported by line
     remotes = Remotes(store)
+    lines = []
     if remotes.state(crm).reason == "auth":
         remotes.resume(crm)
-        click.echo(f"{crm}: the credentials work again: its pause is lifted")
+        lines.append(f"{crm}: the credentials work again: its pause is lifted")
     found = check_against_crm(mapping, describe, catalogue(), ENUMERATIONS, WHOLE_LENGTHS)
     fields = sum(len(o.fields) for o in mapping.objects.values())
-    click.echo(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
-               + ("ok" if not found else f"{len(found)} problem(s)"))
-    return found
+    lines.append(f"{crm}: credentials ok; mapping {mapping.path}: {fields} fields, "
+                 + ("ok" if not found else f"{len(found)} problem(s)"))
+    return lines, found
 
 
 @main.group()

@@ -4,7 +4,8 @@ Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
 ``lifecycle``, ``conversions``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
 ``ga4_events``), the ad platforms' conversions and their drain (``ad_conversions``,
 ``ad_outbox``), reading destinations back (``readback``), ``backfill``, the
-read-ahead/write-behind pipeline (``prefetch``), field creation (``fields``) and the CRMs'
+read-ahead/write-behind pipeline (``prefetch``), field creation (``fields``), valid text for
+everything read back from a CRM (``clean_reads``) and the CRMs'
 triggers: what a change notification means and the queue it fills (``triggers``), the
 Salesforce change event streams (``cdc``) and the HubSpot webhook receiver (``webhooks``,
 never among the public collector's routes).
