@@ -14,6 +14,7 @@
 ``base``               the CRM interface and its record types
 ``http``               sessions with timeouts, trusted CAs and call counting
 ``retry``              one retry policy built from data
+``lazy``               heavy client libraries loaded on first use
 ``ratelimit``          the sliding-window limiter
 ``errors``             closedloop's error tree, the whole project's vocabulary
 =====================  ====================================================================

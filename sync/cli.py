@@ -179,6 +179,7 @@ def collector(config_path: Path | None) -> None:
     from sync.capture.app import create_app
     from sync.capture.server import BackgroundServer
     from sync.jobs import job_intervals
+    from sync.ops.runtime import settle_gc
 
     config, store = boot(config_path, remote=False)
     settings, admin = config.settings.collector, config.settings.admin
@@ -190,6 +191,7 @@ def collector(config_path: Path | None) -> None:
     servers = [BackgroundServer(app, settings.host, settings.port, trusted_proxies=settings.trusted_proxies).start()]
     if admin.port is not None:  # /healthz and /metrics on their own listener
         servers.append(BackgroundServer(app.state.admin.app(), admin.host, admin.port).start())
+    settle_gc()  # after start-up: keeps the collector's tail latency low (see sync/ops/runtime.py)
     log.info("collector listening on http://%s:%d", servers[0].host, servers[0].port)
     while not stop.wait(1.0):
         if not all(server.alive for server in servers):

@@ -28,6 +28,7 @@ from sync.capture.server import BackgroundServer
 from sync.config import Config
 from sync.jobs import Job, JobRunner, registry
 from sync.jobs.base import RunOutcome
+from sync.ops.runtime import settle_gc
 
 log = logging.getLogger(__name__)
 KICKED = ("enrich", "revenue", "lifecycle")  # the jobs triggers queue work for
@@ -68,6 +69,7 @@ class Daemon:
         kickers = self._start_kickers()
         triggers = self._start_triggers()
         scheduler.start()
+        settle_gc()  # everything built so far lives as long as the process
         log.info("closedloop running: jobs %s%s", ", ".join(job.name for job in self.jobs) or "(none enabled)",
                  "".join(f"; {name} on http://{server.host}:{server.port}" for name, server in servers))
         try:

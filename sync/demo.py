@@ -56,7 +56,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
     directory = directory.resolve()
     prepare_directory(directory)
     rng = random.Random(seed)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=False)
     suite = SandboxSuite.start(directory / "sandbox")
     collector, triggers = None, []
@@ -89,7 +89,7 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             generator = TrafficGenerator(f"http://127.0.0.1:{collector_port}", suite.ga4.url,
                                          suite.ga4.measurement_id, seed=seed, people=people)
             plan = generator.plan()
-            visits = progress.add_task("Visitors browsing the site (beacons → collector)", total=len(plan))
+            visits = progress.add_task("Visitors browsing (beacons → collector)", total=len(plan))
             beacons = generator.send(plan, progress=lambda: progress.advance(visits))
             app.state.writer.flush()
             _ads_served(suite, plan)
@@ -99,21 +99,19 @@ def run_demo(directory: Path, *, people: int = 400, seed: int = 7, console: Cons
             leads = create_leads(suite, plan, progress=lambda: progress.advance(task))
 
             jobs = {job.name: job(config) for job in registry()}
-            step = progress.add_task("closedloop enriching the new leads the CRMs told it about", total=2)
+            step = progress.add_task("Enriching the leads the CRMs announced", total=2)
             triggered = _await_triggers(store, {(lead.crm, lead.record_id) for lead in leads})
             runner.execute(EnrichJob(config, queued_only=True))  # no poll: only what the triggers queued
             progress.advance(step)
             runner.execute(jobs["enrich"])  # the safety-net poll finds nothing left to write
             progress.advance(step)
 
-            task = progress.add_task("Sales working the pipeline (leads qualified, deals won and lost)",
-                                     total=len(leads))
+            task = progress.add_task("Sales qualifying leads, winning and losing deals", total=len(leads))
             # closedloop sees each qualification before its deal is worked: CRM stages are polled
             work_pipeline(suite, leads, rng, progress=lambda: progress.advance(task),
                           qualified=lambda: [runner.execute(jobs[name]) for name in ("lifecycle", "conversions")])
 
-            step = progress.add_task("closedloop closing the loop (enrich, revenue, lifecycle → GA4; "
-                                     "conversions → Google Ads, Meta)", total=4)
+            step = progress.add_task("Closing the loop: GA4, Google Ads, Meta", total=4)
             _settle(store)  # the sales team's changes are announced too: let the triggers catch up
             for name in ("enrich", "revenue", "lifecycle", "conversions"):
                 runner.execute(jobs[name])

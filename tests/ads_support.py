@@ -33,10 +33,10 @@ class AdsWorld(World):
 
 def arrive_from_ad(world, visitor: str, *, at: datetime, click_ids: dict[str, str], email: str,
                    ad_user_data: str | None = "granted", ad_personalization: str | None = "granted",
-                   url: str = "https://www.example.com/pricing") -> None:
+                   url: str = "https://www.example.com/pricing", ga_client_id: str | None = None) -> None:
     """A visitor lands from an ad (its click ids in the URL) and fills in the form two minutes later."""
     query = "&".join(f"{k}={v}" for k, v in click_ids.items())
-    common = dict(utm={}, click_ids=dict(click_ids), ga_client_id=None, ga_session_id=None, language="en",
+    common = dict(utm={}, click_ids=dict(click_ids), ga_client_id=ga_client_id, ga_session_id=None, language="en",
                   timezone="UTC", user_agent=UA, consent=None, session_key=None, ad_user_data=ad_user_data,
                   ad_personalization=ad_personalization)
     hits = [Hit(visitor, "pageview", at, f"{url}?{query}", "", conversion_type=None, **common),

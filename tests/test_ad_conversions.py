@@ -12,7 +12,8 @@ from sandbox.google_ads import QUALIFIED_ACTION, WON_ACTION
 from state.models import AdConversion, DeadLetter, Touchpoint
 
 
-def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", phone="(800) 555-01%02d"):
+def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", phone="(800) 555-01%02d",
+                    ga_client_id=None):
     email = f"Pat.Buyer{n}+work@Gmail.com"
     at = world.clock.now() - timedelta(days=days_ago)
     for kind in ("gclid", "gbraid", "wbraid"):
@@ -21,7 +22,8 @@ def salesforce_lead(world, n, *, click_ids, days_ago=3.0, consent="granted", pho
     if "fbclid" in click_ids:
         world.meta.record_click(click_ids["fbclid"], at=at)
     world.meta.register_person(email=email, phone="+1 " + phone % n if phone else None)
-    arrive_from_ad(world, f"adsvisitor{n:03d}", at=at, click_ids=click_ids, email=email, ad_user_data=consent)
+    arrive_from_ad(world, f"adsvisitor{n:03d}", at=at, click_ids=click_ids, email=email, ad_user_data=consent,
+                   ga_client_id=ga_client_id)
     world.google.register_person(email=email, phone="+1 " + phone % n if phone else None)
     values = {"LastName": f"Buyer{n}", "Company": f"Co{n}", "Email": email}
     if phone:
@@ -227,3 +229,35 @@ def test_a_lead_with_no_usable_identifier_waits_for_its_visitor_then_report_coun
     assert counts == [{"destination": "google_ads", "stage": "qualify_lead", "no match key": 1},
                       {"destination": "meta", "stage": "qualify_lead", "no consent": 1}]
     assert ads.google.conversions() == [] and ads.meta.events() == []
+
+
+def test_reconcile_calls_a_purchase_ga4_has_not_processed_yet_a_processing_delay(tmp_path):
+    """GA4 reports an event only after processing (up to 24–48 h): reconcile says so, instead of
+    calling a purchase GA4 will show later missing, and the row settles once GA4 reports it."""
+    import json as jsonlib
+    import os
+    import subprocess
+    import sys
+
+    world = AdsWorld(tmp_path, ga4={"processing_delay_seconds": 3600})
+    try:
+        world.create_fields()
+        lead = salesforce_lead(world, 9, click_ids={"gclid": "Cj0KCQiA-delay-9"}, ga_client_id="1784.1730000009")
+        world.run("enrich")
+        ids = world.salesforce.convert_lead(lead, opportunity={"Amount": 700, "StageName": "Closed Won"})
+        world.run("enrich")
+        world.run("revenue")
+
+        def ga4_differences() -> dict[str, str]:
+            result = subprocess.run([sys.executable, "-m", "sync.cli", "reconcile", "--config", str(world.config_path),
+                                     "--format", "json"], env={**os.environ, **world.environ}, capture_output=True,
+                                    text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            return {d["record_id"]: d["why"] for d in jsonlib.loads(result.stdout)["differences"]
+                    if d["destination"] == "ga4"}
+
+        assert ga4_differences()[ids["opportunityId"]].startswith("GA4 processing delay: sent ")
+        world.clock.advance(3601)  # the emulator's processing delay has passed: GA4 reports the purchase
+        assert "processing delay" not in ga4_differences().get(ids["opportunityId"], "")
+    finally:
+        world.close()

@@ -319,3 +319,24 @@ def test_report_json_command(on_sqlite, config_for):
     assert data["funnel"] == {"Visitors": 5, "Leads": 3, "Opportunities": 4, "Won deals": 3}
     hubspot = next(crm for crm in data["pipeline"] if crm["crm"] == "hubspot")
     assert [s["label"] for s in hubspot["stages"]][:3] == ["Appointment Scheduled", "Contract Sent", "Closed Won"]
+
+
+def test_a_table_of_numeric_columns_with_long_headers_never_runs_past_the_terminal():
+    """A numeric column never wraps, header included: the columns kept must fit whole, or the
+    table (and its title) are cut at the terminal's edge."""
+    from rich.console import Console
+
+    from sync.reports.terminal import Column, show
+
+    rows = [{"channel": "Organic Search", **{f"n{i}": 123_456.78 * i for i in range(9)}} for _ in range(3)]
+    columns = [Column("channel", lambda r: r["channel"], 10, 1)]
+    columns += [Column(f"Platform {i} value sent", lambda r, i=i: f"{r[f'n{i}']:,.2f}", 3, 1 if i < 2 else 2, True)
+                for i in range(9)]
+    for width in (80, 100, 130):  # the columns that always stay (priority 1) fit in 80
+        out = io.StringIO()
+        show(Console(file=out, width=width, force_terminal=False), "A title long enough to wrap at any of these "
+             "widths, every word of it kept", columns, rows)
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= width, "\n".join(lines)
+        assert "every word of it kept" in " ".join(line.strip() for line in lines)
+        assert "Platform 1 value sent" in out.getvalue()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -81,14 +82,18 @@ def _cap(console: Console) -> int:
 def _table(title: str, columns: list[Column], rows: list[Any], styles: Callable[[Any], str] | None = None,
            caption: str | None = None, cap: int | None = None) -> Table:
     result = Table(title=cell(title), title_justify="left", caption_justify="left", caption=caption)
-    for column in columns:
+    cells = [[value if isinstance(value, Text) else cell(value) for value in (column.value(row) for column in columns)]
+             for row in rows]
+    for index, column in enumerate(columns):
+        # rich measures a cell by its longest word even when the column never wraps: a numeric
+        # column's narrowest is its whole header and its longest value, or the table overflows
+        narrowest = column.min_width if not column.numeric else max(
+            [column.min_width, cell_len(column.header)] + [values[index].cell_len for values in cells])
         result.add_column(column.header, justify="right" if column.numeric else "left",
-                          no_wrap=column.numeric, overflow="fold", min_width=column.min_width,
+                          no_wrap=column.numeric, overflow="fold", min_width=narrowest,
                           max_width=None if cap is None or column.numeric else max(column.min_width, cap))
-    for row in rows:
-        values = [column.value(row) for column in columns]
-        result.add_row(*[value if isinstance(value, Text) else cell(value) for value in values],
-                       style=styles(row) if styles else None)
+    for row, values in zip(rows, cells):
+        result.add_row(*values, style=styles(row) if styles else None)
     return result
 
 
