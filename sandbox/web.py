@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -239,3 +240,35 @@ def serve_in_thread(app: Callable[[Request], Response], *, host: str = "127.0.0.
     thread.start()
     return RunningServer(host=host, port=httpd.server_address[1], scheme="https" if tls else "http",
                          httpd=httpd, thread=thread)
+
+
+class ServedApp:
+    """An emulator that serves itself (its ``__call__``) on a thread: ``start``, ``stop``, ``url``
+    and ``ca_path``. A subclass names its server and sets ``self.tls`` to serve HTTPS; one that
+    starts more (its own OAuth server, a gRPC port, webhook deliveries) extends ``start`` and
+    ``stop`` and calls these."""
+
+    server_name = "sandbox"
+    tls: TLSFiles | None = None
+    _server: RunningServer | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+        """Serve on ``host:port`` (0: an ephemeral port)."""
+        self._server = serve_in_thread(self, host=host, port=port, tls=self.tls, name=self.server_name)
+        return self._server
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        """Scheme, host and port, no trailing slash (HTTPS names ``localhost``, as the certificate does)."""
+        assert self._server, f"start() the {self.server_name} emulator first"
+        return self._server.url
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA certificate a client must trust, when serving HTTPS."""
+        return self.tls.ca_pem if self.tls else None

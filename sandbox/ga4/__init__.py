@@ -36,7 +36,7 @@ from sandbox.ga4.store import GA4Property, StoredEvent
 from sandbox.ga4.traffic import NOT_SET, TrafficSource
 from sandbox.googleapis import GoogleOAuth
 from sandbox.googleapis.oauth import DEFAULT_SERVICE_ACCOUNT
-from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
+from sandbox.web import DropConnection, Request, Response, RunningServer, ServedApp
 
 __all__ = ["GA4Sandbox", "DEFAULT_RATES_TO_USD", "StoredEvent", "TrafficSource"]
 
@@ -47,8 +47,10 @@ REDACTED = "***"
 FAULTABLE_PATHS = ("/mp/collect", "/debug/mp/collect")
 
 
-class GA4Sandbox:
+class GA4Sandbox(ServedApp):
     """One GA4 web data stream and its property, served over plain HTTP on loopback."""
+
+    server_name = "ga4"
 
     def __init__(self, *, clock: Clock | None = None, measurement_id: str = "G-SANDBOX01",
                  api_secret: str = "sandbox-mp-secret-0001", property_currency: str = "USD",
@@ -73,7 +75,6 @@ class GA4Sandbox:
         self.site_host = site_host
         self.latency_seconds = latency_seconds
         self._lock = threading.RLock()
-        self._server: RunningServer | None = None
         self._faults: list[int | str] = []
         self.requests: list[dict[str, Any]] = []
         self.dropped: list[dict[str, Any]] = []
@@ -94,20 +95,12 @@ class GA4Sandbox:
         """Serve on ``host:port`` (0 = an ephemeral port), plain HTTP (and its own OAuth emulator)."""
         if self._owns_oauth:
             self.oauth.start(host)
-        self._server = serve_in_thread(self, host=host, port=port, name="ga4")
-        return self._server
+        return super().start(host, port)
 
     def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-            self._server = None
+        super().stop()
         if self._owns_oauth:
             self.oauth.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server, "start() the sandbox first"
-        return self._server.url
 
     @property
     def credentials(self) -> dict[str, str]:

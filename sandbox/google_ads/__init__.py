@@ -56,7 +56,7 @@ from sandbox.googleapis.oauth import DEFAULT_SERVICE_ACCOUNT
 from sandbox.googleapis.status import invalid_argument, new_request_id
 from sandbox.identity import PeopleIndex, Person, e164_digits, e164_plus, gmail_canonical, no_whitespace_lower
 from sandbox.tls import make_tls_files
-from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
+from sandbox.web import DropConnection, Request, Response, RunningServer, ServedApp
 
 __all__ = ["DataManagerSandbox", "CUSTOMER_ID", "MANAGER_ID", "OTHER_CUSTOMER_ID", "QUALIFIED_ACTION", "WON_ACTION",
            "WEBPAGE_ACTION", "SCOPE", "FAULT_KINDS", "Person"]
@@ -89,7 +89,7 @@ GOOGLE_MISTAKES = {
 }
 
 
-class DataManagerSandbox(AdPlatformControls):
+class DataManagerSandbox(AdPlatformControls, ServedApp):
     """The Data Manager API's ``IngestionService`` in front of an emulated Google Ads.
 
     Options: ``data_dir`` (TLS files, and the OAuth emulator's key file when it owns one),
@@ -99,6 +99,8 @@ class DataManagerSandbox(AdPlatformControls):
     ``requests_per_minute`` (300 per Cloud project, §2.6), ``users`` (e-mails given access to
     the seeded accounts).
     """
+
+    server_name = "datamanager"
 
     def __init__(self, *, data_dir: Path, oauth: GoogleOAuth | None = None, clock: Clock | None = None,
                  tls: bool = False, processing_seconds: float = 0.0, min_click_age_seconds: float = 6 * 3600,
@@ -113,7 +115,6 @@ class DataManagerSandbox(AdPlatformControls):
         self.requests_per_minute = requests_per_minute
         self.default_users = tuple(users)
         self.lock = threading.RLock()
-        self._server: RunningServer | None = None
         self.router = build_router(self)
         self._seed()
 
@@ -161,25 +162,12 @@ class DataManagerSandbox(AdPlatformControls):
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
         if self._owns_oauth:
             self.oauth.start(host)
-        self._server = serve_in_thread(self, host=host, port=port, tls=self.tls, name="datamanager")
-        return self._server
+        return super().start(host, port)
 
     def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-            self._server = None
+        super().stop()
         if self._owns_oauth:
             self.oauth.stop()
-
-    @property
-    def url(self) -> str:
-        """The ``api_endpoint`` to give the client, scheme included, no trailing slash."""
-        assert self._server, "start() the sandbox first"
-        return self._server.url
-
-    @property
-    def ca_path(self) -> Path | None:
-        return self.tls.ca_pem if self.tls else None
 
     @property
     def service_account_file(self) -> Path:

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.googleapis.status import ApiError
-from sandbox.web import Request, Response, Router, RunningServer, serve_in_thread
+from sandbox.web import Request, Response, Router, ServedApp
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # The audiences Google's token endpoint answers to (google-auth's _GOOGLE_OAUTH2_TOKEN_ENDPOINT
@@ -118,13 +118,15 @@ class TokenRefused(Exception):
         self.error, self.description = error, description
 
 
-class GoogleOAuth:
+class GoogleOAuth(ServedApp):
     """The OAuth side of Google: service accounts, the token endpoint, and token checks.
 
     Serve it with :meth:`start` (``url``/``token_uri``); give the same instance to every Google
     API emulator so they accept its tokens. Control over HTTP: ``GET /_sandbox/service-accounts``,
     ``POST /_sandbox/expire-tokens``, ``GET /_sandbox/requests`` (token requests, no secrets).
     """
+
+    server_name = "google-oauth"
 
     def __init__(self, *, data_dir: Path | None = None, wall_clock: Callable[[], float] = time.time,
                  token_lifetime_seconds: int = ACCESS_TOKEN_LIFETIME) -> None:
@@ -135,7 +137,6 @@ class GoogleOAuth:
         self.accounts: dict[str, ServiceAccount] = {}
         self.tokens: dict[str, IssuedToken] = {}
         self.log: list[dict[str, Any]] = []
-        self._server: RunningServer | None = None
         self._default_key_file: Path | None = None
         self.router = Router()
         self.router.add("POST", r"/token", self._token_endpoint)
@@ -144,20 +145,6 @@ class GoogleOAuth:
         self.router.add("GET", r"/_sandbox/requests", lambda r: Response.json(self.request_log()))
 
     # -- serving ------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-        self._server = serve_in_thread(self, host=host, port=port, name="google-oauth")
-        return self._server
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server, "start() the OAuth emulator first"
-        return self._server.url
 
     @property
     def token_uri(self) -> str:

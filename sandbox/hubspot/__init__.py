@@ -36,8 +36,8 @@ from sandbox.hubspot.search import SearchLimits
 from sandbox.hubspot.store import Record, Store
 from sandbox.hubspot.values import PropertyError
 from sandbox.hubspot.webhooks import Webhooks
-from sandbox.hubspot.wire import ApiError, body_response, error, error_body, iso, json_or_none, to_ms
-from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
+from sandbox.hubspot.wire import ApiError, body_response, error, iso, json_or_none, to_ms
+from sandbox.web import DropConnection, Request, Response, RunningServer, ServedApp
 
 TIERS = {  # §7.1: (ten-second Max, daily allowance)
     "free": (100, 250_000), "starter": (100, 250_000), "professional": (190, 650_000),
@@ -49,8 +49,10 @@ UNAUTHENTICATED = ("Authentication credentials not found. This API supports OAut
 __all__ = ["HubSpotSandbox", "FAULT_KINDS", "Property", "Record", "SearchLimits", "TIERS"]
 
 
-class HubSpotSandbox:
+class HubSpotSandbox(ServedApp):
     """One emulated HubSpot portal: records, schema, limits, credentials, faults, request log."""
+
+    server_name = "hubspot"
 
     def __init__(self, *, clock: Clock | None = None, tier_max_per_10s: int = 100, daily_limit: int = 250_000,
                  search_per_second: int = 5, index_lag_seconds: float = 0.0, latency_seconds: float = 0.0,
@@ -89,7 +91,6 @@ class HubSpotSandbox:
         self.served_429 = 0
         self.internal_errors: list[str] = []  # tracebacks of emulator bugs, answered as 500
         self.before_request: Callable[[Request], None] | None = None
-        self._server: RunningServer | None = None
         self.private_app_id, self.oauth_app_id = private_app_id, oauth_app_id
         self.ui_source = ("CRM_UI", f"userId:{ui_user_id}")
         self._writer = self.ui_source  # who the writes being made now are attributed to
@@ -107,20 +108,13 @@ class HubSpotSandbox:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
         """Serve on ``host:port`` (0 = an ephemeral port); plain HTTP, which the client accepts.
         Webhook deliveries start too."""
-        self._server = serve_in_thread(self, host=host, port=port, name="hubspot")
+        server = super().start(host, port)
         self.webhooks.start()
-        return self._server
+        return server
 
     def stop(self) -> None:
         self.webhooks.stop()
-        if self._server:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server, "start() the sandbox first"
-        return self._server.url
+        super().stop()
 
     @property
     def credentials(self) -> dict[str, str]:

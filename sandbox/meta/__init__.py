@@ -51,7 +51,7 @@ from sandbox.meta.events import check_events, parse_data
 from sandbox.meta.graph import (GraphError, bad_token, expired_token, fbtrace_id, graph_response, missing_token,
                                 params, unsupported)
 from sandbox.tls import make_tls_files
-from sandbox.web import DropConnection, Request, Response, RunningServer, serve_in_thread
+from sandbox.web import DropConnection, Request, Response, ServedApp
 
 __all__ = ["MetaSandbox", "ACCESS_TOKEN", "DATASET_ID", "OTHER_DATASET_ID", "MAX_VERSION", "MIN_VERSION",
            "FAULT_KINDS"]
@@ -72,18 +72,19 @@ FAULT_KINDS = {
 _VERSION = re.compile(r"v(\d+)\.(\d+)")
 
 
-class MetaSandbox(AdPlatformControls):
+class MetaSandbox(AdPlatformControls, ServedApp):
     """One Meta Business account's datasets behind an emulated Graph API (HTTPS by default).
 
     Options: ``data_dir`` (TLS files), ``clock``, ``tls`` (False serves plain HTTP).
     """
+
+    server_name = "meta"
 
     def __init__(self, *, data_dir: Path, clock: Clock | None = None, tls: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self.clock = clock or Clock()
         self.tls = make_tls_files(self.data_dir / "tls") if tls else None
         self.lock = threading.RLock()
-        self._server: RunningServer | None = None
         self.router = build_router(self)
         self._seed()
 
@@ -96,26 +97,7 @@ class MetaSandbox(AdPlatformControls):
         self.log: list[dict[str, Any]] = []
         self.faults = FaultPlan(FAULT_KINDS, self.clock)
 
-    # -- serving ------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-        self._server = serve_in_thread(self, host=host, port=port, tls=self.tls, name="meta")
-        return self._server
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        """Stands for ``https://graph.facebook.com`` (no version, no trailing slash)."""
-        assert self._server, "start() the sandbox first"
-        return self._server.url
-
-    @property
-    def ca_path(self) -> Path | None:
-        return self.tls.ca_pem if self.tls else None
+    # -- serving (``url`` stands for ``https://graph.facebook.com``, no version) ------------------
 
     @property
     def credentials(self) -> dict[str, Any]:

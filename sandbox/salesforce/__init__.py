@@ -43,12 +43,12 @@ from sandbox.salesforce.pubsub.server import PubSubServer, PubSubService
 from sandbox.salesforce.soql import SoqlError, serializer
 from sandbox.salesforce.store import RequestError, Store, WriteError
 from sandbox.tls import make_tls_files
-from sandbox.web import Request, Response, RunningServer, serve_in_thread
+from sandbox.web import Request, Response, RunningServer, ServedApp
 
 __all__ = ["SalesforceSandbox", "FAULT_KINDS", "WriteError", "RequestError"]
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(ServedApp):
     """One emulated org behind an HTTPS server.
 
     Options: ``data_dir`` (TLS files ``ca.pem``/``server.pem``/``server.key`` and the JWT key
@@ -73,6 +73,8 @@ class SalesforceSandbox:
     ``pubsub_idle_timeout_seconds`` (60: a stream with no credit left ends when no FetchRequest
     comes in that long; None: never).
     """
+
+    server_name = "salesforce"
 
     def __init__(self, *, data_dir: Path, clock: Clock | None = None, multi_currency: bool = False,
                  org_currency: str = "USD", daily_api_limit: int = 15_000, session_seconds: int = 7200,
@@ -109,7 +111,6 @@ class SalesforceSandbox:
                        daily_api_limit=daily_api_limit, max_api_version=max_api_version,
                        latency_seconds=latency_seconds, log_bodies=log_bodies, changes=self.changes)
         self.admin = admin_router(self)
-        self._server: RunningServer | None = None
         self._pubsub_server: PubSubServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -117,18 +118,16 @@ class SalesforceSandbox:
     def start(self, host: str = "127.0.0.1", port: int = 0, *, pubsub_port: int = 0) -> RunningServer:
         """Serve HTTPS on ``host:port`` and the Pub/Sub API (gRPC, TLS) on ``host:pubsub_port``
         (0: ephemeral ports); the certificate names localhost and 127.0.0.1."""
-        self._server = serve_in_thread(self, host=host, port=port, tls=self.tls, name="salesforce")
+        server = super().start(host, port)
         self._pubsub_server = PubSubServer(self.pubsub, self.tls)
         self._pubsub_server.start(host, pubsub_port)
-        return self._server
+        return server
 
     def stop(self) -> None:
         if self._pubsub_server:
             self._pubsub_server.stop()
             self._pubsub_server = None
-        if self._server:
-            self._server.stop()
-            self._server = None
+        super().stop()
 
     def __call__(self, request: Request) -> Response:
         if request.path.startswith("/_sandbox/"):
@@ -146,16 +145,6 @@ class SalesforceSandbox:
         return self.api.handle(request)
 
     # -- where and who --------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``https://localhost:PORT`` — login URL and instance URL, no trailing slash."""
-        assert self._server, "start() the sandbox first"
-        return self._server.url
-
-    @property
-    def ca_path(self) -> Path:
-        return self.tls.ca_pem
 
     @property
     def pubsub_endpoint(self) -> str:

@@ -659,16 +659,21 @@ def test_http_control_api(sb):
     assert sb.record("contacts", ids[0]) is None and sb.request_log() == []
 
 
-def test_a_large_poll_page_is_answered_from_the_index(sb):
+def test_a_large_poll_page_is_answered_from_the_index(sb, monkeypatch):
     """Scale (the brief): the keyset poll - GTE/LT on the last-modified property, ascending
-    sort, limit 200, plus the same-millisecond NOT_IN split - never scans the table."""
+    sort, limit 200, plus the same-millisecond NOT_IN split - never scans the table (asserted
+    on the evaluator's path, not on a stopwatch: speed belongs to the benchmarks)."""
+    import sandbox.hubspot.search as evaluator
+
+    scans = []
+    real_scan = evaluator._scan
+    monkeypatch.setattr(evaluator, "_scan", lambda *args: scans.append(args[2]) or real_scan(*args))
     sb.set_limits(max_per_10s=10_000)
-    for batch in range(20):  # 200,000 contacts over 20 seconds
-        sb.seed("contacts", [{"email": f"m{batch}-{n}@x.com"} for n in range(10_000)])
+    for batch in range(20):  # 40,000 contacts over 20 seconds
+        sb.seed("contacts", [{"email": f"m{batch}-{n}@x.com"} for n in range(2_000)])
         sb.clock.advance(1)
     search = Searcher(sb)
-    started = time.perf_counter()
-    page = search(window(gte=NOW_MS, lt=NOW_MS + 20_000, after="9800"))
+    page = search(window(gte=NOW_MS, lt=NOW_MS + 20_000, after="1800"))
     first_millisecond = [r.id for r in search(window(gte=NOW_MS, lt=NOW_MS + 1)).results]
     split = search({"filterGroups": [
         {"filters": [{"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(NOW_MS)},
@@ -676,7 +681,9 @@ def test_a_large_poll_page_is_answered_from_the_index(sb):
         {"filters": [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(NOW_MS)},
                      {"propertyName": "lastmodifieddate", "operator": "LTE", "value": str(NOW_MS + 20_000)}]}],
         "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}], "limit": 200})
-    elapsed = time.perf_counter() - started
-    assert page.total == 200_000 and len(page.results) == 200
-    assert split.total == 200_000 - 200 and split.results[0].id not in first_millisecond
-    assert elapsed < 1.0, f"three index-backed searches took {elapsed:.2f}s"
+    assert page.total == 40_000 and len(page.results) == 200
+    assert split.total == 40_000 - 200 and split.results[0].id not in first_millisecond
+    assert scans == [], "a keyset poll page was answered by scanning the table instead of from the index"
+    search(window(gte=NOW_MS, lt=NOW_MS + 20_000, extra=[{"propertyName": "email", "operator": "CONTAINS_TOKEN",
+                                                          "value": "m3-*"}]))
+    assert len(scans) == 1  # a filter the index cannot answer does scan: the check above can fail
