@@ -352,22 +352,15 @@ def fields_create(config_path: Path | None, force: bool) -> None:
 
 @main.command()
 @config_option
-def status(config_path: Path | None) -> None:
-    """Show each job's last run, outcome, cursor, backlog and dead letters."""
+@click.option("--wide", is_flag=True, help="Every column, however wide the terminal.")
+def status(config_path: Path | None, wide: bool) -> None:
+    """Show each job's last run, outcome, cursor, backlog and dead letters; triggers and remotes."""
     from sync.jobs import registry
+    from sync.reports.terminal import Column, show
 
     config, store = boot(config_path, remote=False)
     console = Console()
-    table = Table(title=f"closedloop status — {store.safe_url}", title_justify="left")
-    table.add_column("job", no_wrap=True)
-    table.add_column("last run", no_wrap=True)
-    table.add_column("outcome", no_wrap=True)
-    for column in ("took", "read", "wrote"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("cursor")
-    table.add_column("backlog", justify="right")
-    table.add_column("dead letters", justify="right")
-    notes = []
+    rows, notes = [], []
     now = datetime.now(timezone.utc)
     with store.session(readonly=True) as session:
         for job_class in registry():
@@ -377,21 +370,28 @@ def status(config_path: Path | None) -> None:
             dead = session.exec(select(func.count()).select_from(DeadLetter)
                                 .where(DeadLetter.job == job_class.name, DeadLetter.status == "open")).one()
             backlog = job_class.backlog(session)
-            enabled = job_class.enabled(config)
-            table.add_row(*map(cell, (
-                job_class.name + ("" if enabled else " (disabled)"),
-                _ago(now, run.started_at) if run else "never",
-                run.outcome if run else "-",
-                f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run and run.finished_at else "-",
-                str(run.records_read) if run else "-",
-                str(run.records_written) if run else "-")),
-                Text("\n").join(cell(f"{c.crm} {c.stream.split(':', 1)[1]}: {c.value}") for c in cursors) or "-",
-                "-" if backlog is None else str(backlog),
-                str(dead))
+            rows.append({
+                "job": job_class.name + ("" if job_class.enabled(config) else " (disabled)"),
+                "last run": _ago(now, run.started_at) if run else "never",
+                "outcome": run.outcome if run else "-",
+                "took": f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
+                        if run and run.finished_at else "-",
+                "read": str(run.records_read) if run else "-",
+                "wrote": str(run.records_written) if run else "-",
+                "cursor": Text("\n").join(cell(f"{c.crm} {c.stream.split(':', 1)[1]} {_cursor_position(now, c.value)}")
+                                          for c in cursors) or cell("-"),
+                "backlog": "-" if backlog is None else str(backlog),
+                "dead letters": str(dead)})
             if run and run.outcome in ("failed", "paused") and run.message:
                 notes.append(f"{job_class.name}: {run.message}")
-    console.print(table)
-    _print_triggers(console, config, store, now)
+    show(console, f"closedloop status — {store.safe_url}", [
+        Column("job", lambda r: r["job"], 8, 1), Column("last run", lambda r: r["last run"], 8, 1),
+        Column("outcome", lambda r: r["outcome"], 7, 1), Column("took", lambda r: r["took"], 4, 3, True),
+        Column("read", lambda r: r["read"], 4, 2, True), Column("wrote", lambda r: r["wrote"], 5, 2, True),
+        Column("cursor (last change read)", lambda r: r["cursor"], 14, 1),
+        Column("backlog", lambda r: r["backlog"], 7, 2, True),
+        Column("dead letters", lambda r: r["dead letters"], 4, 1, True)], rows, wide=wide)
+    _print_triggers(console, config, store, now, wide=wide)
     with store.session(readonly=True) as session:
         open_dead = session.exec(select(DeadLetter.job, func.count()).where(DeadLetter.status == "open")
                                  .group_by(DeadLetter.job)).all()
@@ -425,7 +425,7 @@ def _remotes_table(config: Config, store: Store, now: datetime) -> Table:
     return table
 
 
-def _print_triggers(console: Console, config: Config, store: Store, now: datetime) -> None:
+def _print_triggers(console: Console, config: Config, store: Store, now: datetime, *, wide: bool = False) -> None:
     """Per CRM: its trigger channels (connected or not, last event, replay position or last
     webhook, lag, queued ids), or that it is polled only."""
     from sync.jobs.triggers import trigger_status
@@ -439,20 +439,24 @@ def _print_triggers(console: Console, config: Config, store: Store, now: datetim
                           f"{config.settings.schedule.enrich_seconds:g} s", highlight=False)
     if not rows:
         return
-    table = Table(title="triggers", title_justify="left")
-    for column in ("crm", "channel", "state", "last event", "position / last webhook", "lag", "queued"):
-        table.add_column(column, no_wrap=column != "position / last webhook")
-    for row in rows:
-        style = "green" if row.state in ("connected", "listening") else "red"
-        where = (f"{row.position} ({_ago(now, row.position_at)})" if row.position and row.position_at
-                 else row.position or ("-" if row.last_event_at is None else f"last webhook {_ago(now, row.last_event_at)}"))
-        table.add_row(row.crm, row.channel, f"[{style}]{row.state}[/{style}]",
-                      _ago(now, row.last_event_at) if row.last_event_at else "never", where,
-                      "-" if row.lag_seconds is None else f"{row.lag_seconds:.1f}s", str(row.queued))
-    console.print(table)
+    from sync.reports.terminal import Column, show
+
+    def where(row) -> str:
+        if row.position and row.position_at:
+            return f"{row.position} ({_ago(now, row.position_at)})"
+        return row.position or ("-" if row.last_event_at is None else f"last webhook {_ago(now, row.last_event_at)}")
+
+    show(console, "triggers", [
+        Column("crm", lambda r: r.crm, 7, 1), Column("channel", lambda r: r.channel, 10, 1),
+        Column("state", lambda r: cell(r.state, "green" if r.state in ("connected", "listening") else "red"), 7, 1),
+        Column("last event", lambda r: _ago(now, r.last_event_at) if r.last_event_at else "never", 8, 2),
+        Column("position / last webhook", lambda r: where(r), 10, 3),
+        Column("lag", lambda r: "-" if r.lag_seconds is None else f"{r.lag_seconds:.1f}s", 3, 2, True),
+        Column("queued", lambda r: str(r.queued), 6, 1, True)], rows, wide=wide)
     for row in rows:
         if row.message and row.state not in ("connected", "listening"):
-            console.print(f"[red]trigger[/red] {row.crm} {row.channel}: {row.message}", highlight=False)
+            console.print(f"[red]trigger[/red] {markup(row.crm)} {markup(row.channel)}: {markup(row.message)}",
+                          highlight=False)
 
 
 @main.command()
@@ -878,6 +882,16 @@ def demo(directory: Path, people: int, seed: int) -> None:
 
     configure_logging("WARNING", "text")
     run_demo(directory, people=people, seed=seed)
+
+
+def _cursor_position(now: datetime, value: str) -> str:
+    """A cursor as an age ("12s ago") when it is a moment, as it is for every polled stream;
+    any other position as it is stored."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return _ago(now, moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
 
 
 def _ago(now: datetime, then: datetime) -> str:

@@ -18,10 +18,10 @@ def world(tmp_path):
     world.close()
 
 
-def closedloop(world, *args, config=None):
+def closedloop(world, *args, config=None, columns=200):
     return subprocess.run([sys.executable, "-m", "sync.cli", *args, "--config", str(config or world.config_path)],
                           capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **world.environ, "COLUMNS": "200"})
+                          env={**os.environ, **world.environ, "COLUMNS": str(columns)})
 
 
 def with_salesforce_mapping(world, config, mapping: str):
@@ -168,3 +168,20 @@ def test_typos_are_questions_not_new_fields(world, tmp_path):
     assert "salesforce: created Lead.CL_First_Click_Chanel__c" in forced.stdout  # the admin said both are meant
     assert "LeadSorce" in forced.stderr and forced.returncode == 2  # a standard field is never created
     assert "CL_Visitor_ID__C" in forced.stderr  # nor a second spelling of one Salesforce field
+
+
+def test_status_fits_80_columns_with_cursors_as_ages_and_wide_shows_every_column(world):
+    world.create_fields()
+    world.salesforce.create("Lead", {"LastName": "Status", "Company": "X", "Email": "s@x.example"})
+    assert closedloop(world, "run", "--once").returncode == 0
+    narrow = closedloop(world, "status", columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.stdout
+    enrich = "".join(line for line in lines if "│ enrich" in line)
+    assert "salesforce polled" in narrow.stdout and "salesforce Lead" in narrow.stdout
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d", narrow.stdout)  # cursors as ages, not raw timestamps
+    assert "ok" in enrich and "not shown at this width:" in narrow.stdout
+    wide = closedloop(world, "status", "--wide", columns=80)
+    assert wide.returncode == 0 and "not shown at this width" not in wide.stdout
+    assert all(column in wide.stdout for column in ("took", "wrote", "backlog", "dead letters"))

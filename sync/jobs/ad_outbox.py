@@ -85,8 +85,9 @@ def drain_destination(store, destination: str, sender, now: Callable[[], datetim
     with store.session(readonly=True) as session:
         depth = session.exec(select(func.count()).select_from(OutboxEvent).where(
             OutboxEvent.destination == destination, OutboxEvent.status == "pending")).one()
-    log.info("%s: %d sent, %d dead-lettered, %d waiting, %d queued", destination, result.sent, result.dead,
-             result.waiting, depth)
+    idle = not (result.sent or result.dead or result.waiting or depth)
+    log.log(logging.DEBUG if idle else logging.INFO, "%s: %d sent, %d dead-lettered, %d waiting, %d queued",
+            destination, result.sent, result.dead, result.waiting, depth)
     return result
 
 

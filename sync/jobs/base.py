@@ -185,8 +185,10 @@ class JobRunner:
     def _run(self, job: Job, ctx: JobContext) -> RunOutcome:
         try:
             result = job.run(ctx)
-            log.info("job %s done: read %d, wrote %d%s", job.name, result.records_read, result.records_written,
-                     f" ({result.message})" if result.message else "")
+            # a run that found nothing is routine (every few seconds while triggers are healthy): DEBUG
+            idle = not (result.records_read or result.records_written or result.message)
+            log.log(logging.DEBUG if idle else logging.INFO, "job %s done: read %d, wrote %d%s", job.name,
+                    result.records_read, result.records_written, f" ({result.message})" if result.message else "")
             return self._by_remote(job, result)
         except StopRequested:
             log.info("job %s stopped for shutdown after committed work (read %d, wrote %d)",
