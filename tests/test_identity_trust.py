@@ -13,7 +13,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlmodel import select
 from starlette.testclient import TestClient
 
 from state.models import LeadSync

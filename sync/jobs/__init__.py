@@ -3,7 +3,7 @@
 Owns the job interface and runner (``base``), the jobs (``enrich``, ``revenue``,
 ``lifecycle``, ``conversions``, ``housekeeping``), the GA4 outbox and its events (``outbox``,
 ``ga4_events``), the ad platforms' conversions and their drain (``ad_conversions``,
-``ad_outbox``), reading destinations back (``readback``), ``backfill``, the
+``ad_outbox``), poll cursors (``cursors``), reading destinations back (``readback``), ``backfill``, the
 read-ahead/write-behind pipeline (``prefetch``), field creation (``fields``), valid text for
 everything read back from a CRM (``clean_reads``) and the CRMs'
 triggers: what a change notification means and the queue it fills (``triggers``), the

@@ -18,14 +18,14 @@ from datetime import datetime
 from sqlmodel import func, select
 
 from adapters.base import Deal, StageChange
-from state.models import AdConversion, Cursor, OutboxEvent
-from state.upsert import upsert
+from state.models import AdConversion, OutboxEvent
 from sync.config import Config
 from sync.jobs.ad_conversions import CONTACT_FIELDS, DESTINATIONS, Contact, ConversionPlanner, StageReached, \
     not_retracted, wanted_stages
 from sync.jobs.ad_outbox import drain_destination
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.cursors import advance_cursor, poll_window
+from sync.jobs.enrich import PROFILES
 from sync.jobs.lifecycle import stage_event
 from sync.jobs.revenue import mirror_deals
 from sync.journey.hits import journey_settings
@@ -123,14 +123,10 @@ class ConversionSync:
 
     def run(self) -> None:
         now = self.ctx.now()
-        until = now - self.profile.lag(self.ctx.config, self.crm)
         planner = ConversionPlanner(self.ctx.config, journey_settings(self.ctx.config), now)
         for object_name, pages in self.streams():
             stream = f"{ConversionsJob.name}:{object_name}"
-            with self.ctx.store.session(readonly=True) as session:
-                cursor = session.get(Cursor, (self.crm, stream))
-            since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) \
-                if cursor else now - INITIAL_WINDOW
+            since, until = poll_window(self.ctx, self.crm, self.profile, stream, now)
             for reached, lost, newest, deals in pages(since, until):
                 self.ctx.checkpoint()
                 metrics.records_read.labels(self.crm, object_name).inc(len(reached) + len(lost))
@@ -142,9 +138,7 @@ class ConversionSync:
                         planner.record(session, item, contacts)
                     for deal_id in lost:
                         not_retracted(session, self.crm, deal_id, now)
-                    upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": min(newest, until).isoformat(),
-                                              "updated_at": now}], ["crm", "stream"],
-                           lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+                    advance_cursor(session, self.crm, stream, min(newest, until), now)
         self.recheck_waiting(planner)
 
     def recheck_waiting(self, planner: ConversionPlanner) -> None:

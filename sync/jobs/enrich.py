@@ -31,12 +31,13 @@ from sqlmodel import Session, func, select
 from adapters.base import FieldSpec, LeadRecord, LeadUpdate, WriteResult
 from mappings.convert import converter, same_value
 from mappings.model import ObjectMapping
-from state.models import Cursor, DeadLetter, Identity, LeadSync
+from state.models import DeadLetter, Identity, LeadSync
 from state.upsert import upsert
 from sync.capture.identity import hash_email, normalise_ga_client_id
 from sync.capture.stitching import CRM_RECORD, Clues, crm_record_key, find_people, touchpoints_of_many
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
+from sync.jobs.cursors import advance_cursor, poll_window
 from sync.jobs.prefetch import WriteBehind, prefetched
 from sync.jobs.triggers import (Routing, done, expected_channels, mark_polled, poll_due, queue_depth,
                                 queued_batches)
@@ -46,7 +47,6 @@ from sync.ops import metrics
 
 log = logging.getLogger(__name__)
 
-INITIAL_WINDOW = timedelta(days=1)
 CONVERSION_SKEW = timedelta(minutes=2)  # the identify beacon may land just after the CRM record
 PENDING_BATCH = 500
 PENDING_RECHECK = timedelta(minutes=1)
@@ -261,11 +261,7 @@ class CrmEnricher:
     def poll(self, object_mapping: ObjectMapping) -> None:
         stream = f"{self.stream}:{object_mapping.object}"
         now = self.ctx.now()
-        until = now - self.profile.lag(self.ctx.config, self.crm)
-        with self.ctx.store.session(readonly=True) as session:
-            cursor = session.get(Cursor, (self.crm, stream))
-        since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
-            else self.start or now - INITIAL_WINDOW
+        since, until = poll_window(self.ctx, self.crm, self.profile, stream, now, start=self.start)
         where = self.profile.filters.get(object_mapping.object, "")
         pages = whole_batches(self.adapter.iter_changed(object_mapping.object, self.read_fields(object_mapping),
                                                         since, until, **({"where": where} if where else {})),
@@ -402,10 +398,7 @@ class CrmEnricher:
             upsert(session, Identity, list(links.values()), ["kind", "value", "visitor_id"])
             done(session, queued)
             if cursor is not None:
-                stream, value = cursor
-                upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": value.isoformat(),
-                                          "updated_at": now}], ["crm", "stream"],
-                       lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+                advance_cursor(session, self.crm, *cursor, now)
         if cursor is not None and self.on_page:
             self.on_page(object_mapping.object, len(plans))
 

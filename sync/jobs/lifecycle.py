@@ -16,11 +16,12 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from adapters.base import StageChange
-from state.models import Cursor, OutboxEvent
+from state.models import OutboxEvent
 from state.upsert import upsert
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.cursors import advance_cursor, poll_window
+from sync.jobs.enrich import PROFILES
 from sync.jobs.ga4_events import money, outbox_event, resolve_person
 from sync.jobs.outbox import send_outbox
 from sync.jobs.revenue import _row
@@ -104,13 +105,9 @@ class LifecycleSync:
         if not poll:
             return
         now = self.ctx.now()
-        until = now - self.profile.lag(self.ctx.config, self.crm)
         for object_name, pages in self.streams():
             stream = f"{LifecycleJob.name}:{object_name}"
-            with self.ctx.store.session(readonly=True) as session:
-                cursor = session.get(Cursor, (self.crm, stream))
-            since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) \
-                if cursor else now - INITIAL_WINDOW
+            since, until = poll_window(self.ctx, self.crm, self.profile, stream, now)
             for page in pages(since, until):
                 self.ctx.checkpoint()
                 if not page:
@@ -121,9 +118,7 @@ class LifecycleSync:
                 with self.ctx.store.session() as session:
                     for change in page:
                         self.record(session, change)
-                    upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": newest.isoformat(),
-                                              "updated_at": now}], ["crm", "stream"],
-                           lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+                    advance_cursor(session, self.crm, stream, newest, now)
 
     def drain(self) -> None:
         """Deals whose stage a trigger said changed: read them now and record their events."""

@@ -23,12 +23,13 @@ from decimal import Decimal
 from sqlmodel import Session, delete, func, select
 
 from adapters.base import Deal, DealStage, PersonRef
-from state.models import Cursor, DealRecord, DealStageRecord, OutboxEvent, RevenueLedger
+from state.models import DealRecord, DealStageRecord, OutboxEvent, RevenueLedger
 from state.upsert import upsert
 from sync.capture.privacy import FORGOTTEN
 from sync.config import Config
 from sync.jobs.base import Job, JobContext, JobResult
-from sync.jobs.enrich import INITIAL_WINDOW, PROFILES
+from sync.jobs.cursors import advance_cursor, poll_window
+from sync.jobs.enrich import PROFILES
 from sync.jobs.ga4_events import attribution_params, money, outbox_event, resolve_person
 from sync.jobs.outbox import send_outbox
 from sync.jobs.triggers import done, queued_batches
@@ -86,11 +87,7 @@ class RevenueSync:
     def poll(self) -> None:
         stream = f"{RevenueJob.name}:deals"
         now = self.ctx.now()
-        until = now - self.profile.lag(self.ctx.config, self.crm)
-        with self.ctx.store.session(readonly=True) as session:
-            cursor = session.get(Cursor, (self.crm, stream))
-        since = datetime.fromisoformat(cursor.value) - self.profile.lookback(self.ctx.config, self.crm) if cursor \
-            else now - INITIAL_WINDOW
+        since, until = poll_window(self.ctx, self.crm, self.profile, stream, now)
         with self.ctx.store.session() as session:
             mirror_stages(session, self.crm, self.adapter.deal_stages(), now)
         for page in self.adapter.iter_deals(since, until):
@@ -105,9 +102,7 @@ class RevenueSync:
                 for deal in page:
                     if self.ga4.enabled:
                         self.apply(session, deal, now)
-                upsert(session, Cursor, [{"crm": self.crm, "stream": stream, "value": newest.isoformat(),
-                                          "updated_at": now}], ["crm", "stream"],
-                       lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+                advance_cursor(session, self.crm, stream, newest, now)
         self.recheck_waiting(now)
 
     def drain(self) -> None:

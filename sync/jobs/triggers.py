@@ -35,6 +35,7 @@ from state import Store
 from state.models import Cursor, QueuedChange, TriggerStream
 from state.upsert import upsert
 from sync.config import Config
+from sync.jobs.cursors import advance_cursor
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +253,7 @@ def poll_due(store: Store, config: Config, crm: str, job: str, channels: list[st
 
 def mark_polled(store: Store, crm: str, job: str, now: datetime) -> None:
     with store.session() as session:
-        upsert(session, Cursor, [{"crm": crm, "stream": f"{job}:polled", "value": now.isoformat(), "updated_at": now}],
-               ["crm", "stream"], lambda table, new: {"value": new.value, "updated_at": new.updated_at})
+        advance_cursor(session, crm, f"{job}:polled", now, now)
 
 
 def request_catch_up(session: Session, crm: str, job: str = "enrich") -> None:
